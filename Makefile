@@ -1,0 +1,44 @@
+# Image Generation — an executable interview-prep book.
+#   make book   build the static book into _build/html (executes changed notebooks, cached)
+#   make test   unit tests + re-execute every notebook with nbval
+# Both create/reuse a cached venv (scripts/venv.sh) and fetch the book's JS with npm; nothing else to set up.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+VENV = $(shell bash scripts/venv.sh)
+PY = $(VENV)/bin/python
+# torch on a 2-core box: more threads than cores only thrash.
+export OMP_NUM_THREADS ?= 2
+export PYTHONHASHSEED = 0
+export MPLBACKEND = Agg
+# How the book treats notebooks: cache (execute changed ones) | force | off (use committed outputs).
+EXECUTE ?= cache
+NOTEBOOKS = $(wildcard notebooks/*.ipynb)
+
+.PHONY: book test unit nbval lab static venv clean checkpoints-check
+venv:
+	@echo $(VENV)
+
+static: _static/vendor/.complete
+_static/vendor/.complete: package.json package-lock.json scripts/vendor_static.sh
+	bash scripts/vendor_static.sh
+
+book: static
+	@v=$(VENV); sed -E 's/^(\s*execute_notebooks:).*/\1 $(EXECUTE)/' _config.yml > _build_config.yml
+	$(VENV)/bin/jupyter-book build . --config _build_config.yml -W --keep-going
+	@rm -f _build_config.yml
+	@echo "Book: file://$(CURDIR)/_build/html/index.html"
+
+test: unit nbval
+
+unit:
+	@v=$(VENV); $$v/bin/python -m pytest tests -q
+
+nbval:
+	@v=$(VENV); $$v/bin/python -m pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  --nbval-current-env -p no:cacheprovider notebooks
+
+lab:
+	@v=$(VENV); $$v/bin/jupyter lab notebooks
+
+clean:
+	rm -rf _build _static/vendor node_modules .pytest_cache _build_config.yml

@@ -1,0 +1,105 @@
+"""Checkpoints: tensors in safetensors (never pickle), everything else in a small JSON file.
+
+A checkpoint ``NAME`` is the pair ``NAME.safetensors`` + ``NAME.json``. The JSON records the
+sha256 of the tensor file it belongs to, so a pair torn apart by a crash (new weights, old JSON)
+is detected instead of silently mixing two runs. Both files are written atomically: to a temp
+file in the same folder, ``fsync``, then ``os.replace`` — a crash leaves the old checkpoint or
+the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+__all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint",
+           "checkpoint_paths", "sha256_file"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, torn, corrupted or not the kind the caller expected."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def checkpoint_paths(stem: str | os.PathLike) -> tuple[Path, Path]:
+    """``run/last`` or ``run/last.safetensors`` or ``run/last.json`` -> both paths of the pair."""
+    stem = Path(stem)
+    if stem.suffix in {".safetensors", ".json"}:
+        stem = stem.with_suffix("")
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save_checkpoint(stem, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Save tensors + JSON-able metadata as the pair ``stem.safetensors`` / ``stem.json``."""
+    st_path, json_path = checkpoint_paths(stem)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    blob = st_save(tensors)
+    meta = dict(meta, tensors_file=st_path.name, tensors_sha256=hashlib.sha256(blob).hexdigest())
+    atomic_write_bytes(st_path, blob)
+    atomic_write_bytes(json_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    return st_path
+
+
+def load_checkpoint(stem, expect_kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load a pair written by :func:`save_checkpoint`, checking it is whole and of the right kind."""
+    st_path, json_path = checkpoint_paths(stem)
+    for p in (st_path, json_path):
+        if not p.is_file():
+            raise CheckpointError(
+                f"checkpoint file {p} does not exist. A checkpoint is a pair NAME.safetensors + NAME.json; "
+                "pass either file or the common stem."
+            )
+    try:
+        meta = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{json_path} is not valid JSON ({e}); the checkpoint is corrupted.") from None
+    blob = st_path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if meta.get("tensors_sha256") not in (None, digest):
+        raise CheckpointError(
+            f"{st_path} does not match {json_path.name} (sha256 {digest[:12]}… vs recorded "
+            f"{meta['tensors_sha256'][:12]}…): the pair is torn or the weights were modified. "
+            "Re-download or re-train it."
+        )
+    if expect_kind is not None and meta.get("kind") != expect_kind:
+        raise CheckpointError(
+            f"{json_path} holds a {meta.get('kind')!r} checkpoint, but a {expect_kind!r} one is needed here."
+        )
+    try:
+        tensors = st_load(blob)
+    except (SafetensorError, ValueError) as e:
+        raise CheckpointError(f"{st_path} is not a valid safetensors file ({e}).") from None
+    return tensors, meta

@@ -1,0 +1,207 @@
+"""The ``imagegen`` command: train, sample from and check the models the book ships.
+
+    imagegen train dcgan --epochs 20 --out runs/dcgan [--device cuda] [--resume]
+    imagegen train mlpgan --epochs 50 --out runs/mlpgan
+    imagegen sample runs/dcgan/generator.safetensors --n 64 --out grid.png
+    imagegen data check                      # sha256-verify MNIST and Fashion-MNIST
+    imagegen data download mnist             # fetch the official files into ~/.cache/imagegen/data
+
+Bad input (unknown model, bad flag value, unwritable --out, missing data, broken checkpoint) ends
+with one line ``imagegen: error: ...`` and exit status 2; ``IMAGEGEN_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def git_commit() -> str:
+    """The commit the code runs from (``-dirty`` if it has uncommitted changes), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("IMAGEGEN_GIT_COMMIT", "unknown")
+
+
+def device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def run_metadata(argv: list[str], device, seed: int) -> dict:
+    return {"command": "imagegen " + shlex.join(argv), "seed": seed, "git_commit": git_commit(),
+            "device": device_name(device), "torch": __import__("torch").__version__}
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+def _add_common_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, samples)")
+    p.add_argument("--epochs", type=_positive_int, default=20)
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--lr", type=_positive_float, default=2e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--limit", type=_positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--max-steps", type=_positive_int, default=None,
+                   help="stop after this many steps (resume later to finish)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def _add_gan_parser(sub, arch: str, help_text: str) -> None:
+    p = sub.add_parser(arch, help=help_text, description=help_text)
+    _add_common_train_args(p)
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    p.add_argument("--z-dim", type=_positive_int, default=100)
+    if arch == "dcgan":
+        p.add_argument("--width", type=_positive_int, default=64, help="channel width (64: 1.9M-param G)")
+    p.add_argument("--g-loss", choices=["nonsaturating", "saturating"], default="nonsaturating")
+    p.add_argument("--beta1", type=float, default=0.5)
+    p.add_argument("--log-every", type=_positive_int, default=50)
+    p.add_argument("--sample-every", type=_positive_int, default=500)
+    p.add_argument("--ckpt-every", type=_positive_int, default=1000)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.set_defaults(func=_cmd_train_gan, arch=arch)
+
+
+def _cmd_train_gan(args, argv) -> int:
+    from .train import GANConfig, resolve_device, train_gan
+
+    config = GANConfig(arch=args.arch, dataset=args.dataset, z_dim=args.z_dim,
+                       width=getattr(args, "width", 64), epochs=args.epochs, batch_size=args.batch_size,
+                       lr=args.lr, beta1=args.beta1, g_loss=args.g_loss, seed=args.seed, limit=args.limit,
+                       log_every=args.log_every, sample_every=args.sample_every,
+                       ckpt_every=args.ckpt_every, bf16=args.bf16)
+    device = resolve_device(args.device)
+    meta = run_metadata(argv, device, args.seed)
+    print(f"training {args.arch} on {args.dataset} ({device_name(device)}) -> {args.out}", file=sys.stderr)
+    result = train_gan(config, out_dir=args.out, resume=args.resume, device=device,
+                       progress=not args.no_progress, max_steps=args.max_steps, extra_meta=meta)
+    last = result.history[-1] if result.history else {}
+    print(f"done: {result.steps} steps in {result.seconds:.1f} s; "
+          f"D loss {last.get('loss_d', float('nan')):.3f}, G loss {last.get('loss_g', float('nan')):.3f}; "
+          f"generator: {args.out / 'generator.safetensors'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# sample, data
+# ---------------------------------------------------------------------------------------------
+
+def _cmd_sample(args, argv) -> int:
+    from .train import load_generator, resolve_device, sample_images
+    from .viz import save_grid
+
+    device = resolve_device(args.device)
+    G, meta = load_generator(args.checkpoint, device=device)
+    t0 = time.perf_counter()
+    x = sample_images(G, args.n, seed=args.seed, device=device)
+    seconds = time.perf_counter() - t0
+    path = save_grid(x, args.out, nrow=args.nrow)
+    print(f"{args.n} samples from {meta['arch']} ({meta.get('dataset', '?')}) in {seconds:.2f} s -> {path}")
+    return 0
+
+
+def _cmd_data(args, argv) -> int:
+    from . import data
+
+    names = [args.name] if args.name else sorted(data.DATASETS)
+    for name in names:
+        if args.action == "download":
+            raw = data.download_to_cache(name)
+            print(f"{name}: downloaded and verified in {raw}")
+        else:
+            raw = data.verify(name)
+            print(f"{name}: OK (4 files, sha256 verified) in {raw}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagegen", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"imagegen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model (writes checkpoints you can --resume)")
+    models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    _add_gan_parser(models, "dcgan", "DCGAN for 28x28 images (Radford et al. 2016)")
+    _add_gan_parser(models, "mlpgan", "fully connected GAN: the interview's reference answer, fixed")
+
+    sample = sub.add_parser("sample", help="draw a grid of samples from a generator checkpoint")
+    sample.add_argument("checkpoint", type=Path, help="NAME.safetensors (with NAME.json beside it)")
+    sample.add_argument("--n", type=_positive_int, default=64)
+    sample.add_argument("--nrow", type=_positive_int, default=8)
+    sample.add_argument("--out", type=Path, default=Path("samples.png"))
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="auto")
+    sample.set_defaults(func=_cmd_sample)
+
+    data = sub.add_parser("data", help="verify or download the data sets")
+    data.add_argument("action", choices=["check", "download"])
+    data.add_argument("name", nargs="?", choices=["mnist", "fashion-mnist"])
+    data.set_defaults(func=_cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args, argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted; the last checkpoint was saved (use --resume to continue)", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:
+        # Our own errors (DataError, CheckpointError, bad values, unwritable paths) carry messages
+        # that say what to fix; a traceback would only bury them.
+        if os.environ.get("IMAGEGEN_DEBUG"):
+            raise
+        print(f"imagegen: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

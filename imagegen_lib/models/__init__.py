@@ -1,0 +1,1 @@
+"""Models, one file per family: ``gan`` (MLP GAN, DCGAN)."""

@@ -1,0 +1,366 @@
+"""The GAN training loop shared by the MLP GAN and the DCGAN (and by the CLI and the notebooks).
+
+The heart is :func:`gan_train_step` — one discriminator update, then one generator update. The
+rest is bookkeeping done right: seeding, a ``tqdm`` bar with D/G losses and D(x), D(G(z)),
+samples from a fixed noise batch, atomic checkpoints and an exact ``resume``.
+
+Why resume is exact: the data order of epoch ``e`` is a permutation seeded by ``(seed, e)``, so
+it can be recomputed; the noise comes from a dedicated ``torch.Generator`` whose state is saved;
+weights, batch-norm statistics and Adam's moments are saved. Restarting from step ``k`` therefore
+replays exactly the step ``k + 1`` an uninterrupted run would have taken (bit-exact on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint
+from .losses import G_LOSSES, d_loss_bce
+from .models.gan import GAN_ARCHS, build_gan
+
+__all__ = ["GANConfig", "TrainResult", "gan_train_step", "train_gan", "save_generator",
+           "load_generator", "resolve_device", "sample_images"]
+
+
+@dataclass
+class GANConfig:
+    arch: str = "dcgan"  # 'dcgan' | 'mlpgan'
+    dataset: str = "mnist"  # 'mnist' | 'fashion-mnist'
+    z_dim: int = 100
+    width: int = 64  # DCGAN channel width (ignored by the MLP GAN)
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-4
+    beta1: float = 0.5  # DCGAN's advice: the default 0.9 makes GAN training oscillate more
+    beta2: float = 0.999
+    g_loss: str = "nonsaturating"  # or 'saturating' (the original minimax form; see Q2)
+    seed: int = 0
+    limit: int | None = None  # train on the first N images only (tests, quick demos)
+    log_every: int = 50  # steps between loss readings (each reading syncs the GPU)
+    sample_every: int = 500  # steps between fixed-noise sample grids
+    ckpt_every: int = 1000  # steps between checkpoints (plus one at every epoch end)
+    bf16: bool = False  # bf16 autocast on CUDA
+
+    def __post_init__(self):
+        if self.arch not in GAN_ARCHS:
+            raise ValueError(f"unknown GAN architecture {self.arch!r}; choose one of {sorted(GAN_ARCHS)}")
+        if self.g_loss not in G_LOSSES:
+            raise ValueError(f"unknown generator loss {self.g_loss!r}; choose one of {sorted(G_LOSSES)}")
+        for name in ("epochs", "batch_size", "z_dim", "width", "log_every", "sample_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GANConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    G: nn.Module
+    D: nn.Module
+    config: GANConfig
+    history: list[dict] = field(default_factory=list)  # one row per log_every steps
+    samples: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, fixed-noise images)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU here; use --device cpu")
+    return device
+
+
+def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext):
+    """One GAN update: a discriminator step, then a generator step. Returns detached statistics."""
+    # --- Discriminator: push D(real) up and D(fake) down. ---------------------------------------
+    with autocast():
+        fake = G(z)
+        real_logits = D(real)
+        # detach(): D's loss must not send gradients into G (G is not being trained here, and
+        # without it G would be updated to make D's job *easier*).
+        fake_logits = D(fake.detach())
+        loss_d = d_loss_bce(real_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    # --- Generator: make the *updated* D call the same fakes real. ------------------------------
+    with autocast():
+        loss_g = g_loss_fn(D(fake))  # gradients flow through D into G; only opt_g steps
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()  # D's parameters also got gradients here; opt_d.zero_grad clears them next step
+
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_g": loss_g.detach(),
+        "d_real": torch.sigmoid(real_logits.detach().float()).mean(),  # D(x): 1 = "real"
+        "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),  # D(G(z)) before D's update
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint plumbing
+# ---------------------------------------------------------------------------------------------
+
+def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
+    sd = opt.state_dict()
+    tensors = {f"{prefix}.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()
+               if torch.is_tensor(v)}
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, prefix: str, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            idx, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _prefixed(state_dict: dict, prefix: str) -> dict:
+    return {f"{prefix}.{k}": v for k, v in state_dict.items()}
+
+
+def _unprefixed(tensors: dict, prefix: str) -> dict:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def save_generator(G: nn.Module, config: GANConfig, stem, extra_meta: dict | None = None) -> Path:
+    """Export the generator alone (what ``imagegen sample`` and the book load)."""
+    meta = {"kind": "gan-generator", "arch": config.arch, "dataset": config.dataset,
+            "z_dim": config.z_dim, "width": config.width, "value_range": [-1, 1],
+            "config": asdict(config), **(extra_meta or {})}
+    return save_checkpoint(stem, G.state_dict(), meta)
+
+
+def load_generator(stem, device="cpu") -> tuple[nn.Module, dict]:
+    """Load a generator exported by :func:`save_generator`; returns ``(G in eval mode, meta)``."""
+    tensors, meta = load_checkpoint(stem, expect_kind="gan-generator")
+    if meta.get("arch") not in GAN_ARCHS:
+        raise CheckpointError(f"{stem}: unknown architecture {meta.get('arch')!r} in its JSON.")
+    G, _ = build_gan(meta["arch"], z_dim=meta["z_dim"], width=meta.get("width", 64))
+    try:
+        G.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise CheckpointError(f"{stem}: weights don't fit a {meta['arch']} generator: {e}") from None
+    return G.to(device).eval(), meta
+
+
+@torch.no_grad()
+def sample_images(G: nn.Module, n: int, seed: int = 0, device="cpu", batch_size: int = 1000) -> torch.Tensor:
+    """``n`` images in [-1, 1] from ``G`` in eval mode, reproducible from ``seed`` (CPU noise)."""
+    gen = torch.Generator().manual_seed(seed)
+    was_training = G.training
+    G.eval()
+    out = []
+    for start in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - start), G.z_dim, generator=gen)
+        out.append(G(z.to(device)).float().cpu())
+    G.train(was_training)
+    return torch.cat(out)
+
+
+def _save_run(out: Path, G, D, opt_g, opt_d, noise_gen, config, step, history, seconds, extra_meta):
+    tensors = {**_prefixed(G.state_dict(), "G"), **_prefixed(D.state_dict(), "D")}
+    tg, mg = _optimizer_tensors(opt_g, "opt_g")
+    td, md = _optimizer_tensors(opt_d, "opt_d")
+    tensors.update(tg)
+    tensors.update(td)
+    tensors["noise_rng"] = noise_gen.get_state()
+    meta = {"kind": "gan-train-state", "config": asdict(config), "step": step, "seconds": seconds,
+            "opt_g": mg, "opt_d": md, "history": history, **extra_meta}
+    save_checkpoint(out / "last", tensors, meta)
+    save_generator(G, config, out / "generator", {"step": step, "train_seconds": seconds, **extra_meta})
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+def train_gan(
+    config: GANConfig,
+    images: torch.Tensor | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    max_steps: int | None = None,
+    extra_meta: dict[str, Any] | None = None,
+    on_log: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train ``config.arch`` on ``images`` (``(N,1,28,28)`` in [-1, 1]; loaded from ``config.dataset`` if None).
+
+    ``out_dir`` (optional) receives ``last.safetensors/json`` (full state, for ``resume``),
+    ``generator.safetensors/json`` (the exportable generator) and ``samples/step_*.png``.
+    ``max_steps`` stops early (the run can be resumed to its full length later).
+    """
+    from . import data, viz  # local import keeps `import imagegen_lib.train` light
+
+    device = resolve_device(device)
+    extra_meta = dict(extra_meta or {})
+    if images is None:
+        images, _ = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit)
+    _check_images(images)
+    images = images.to(device)
+    n = images.shape[0]
+    if n < config.batch_size:
+        raise ValueError(f"only {n} training images for batch_size {config.batch_size}; lower --batch-size")
+    steps_per_epoch = n // config.batch_size  # drop the ragged last batch: BN hates tiny batches
+    total_steps = steps_per_epoch * config.epochs
+
+    torch.manual_seed(config.seed)
+    G, D = build_gan(config.arch, z_dim=config.z_dim, width=config.width)
+    G, D = G.to(device), D.to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    noise_gen = torch.Generator().manual_seed(config.seed + 1)
+    fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
+    g_loss_fn = G_LOSSES[config.g_loss]
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (
+        config.bf16 and device.type == "cuda") else contextlib.nullcontext
+
+    history: list[dict] = []
+    step, seconds_before = 0, 0.0
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        _prepare_out_dir(out)
+        if resume:
+            step, seconds_before, history = _restore(out, G, D, opt_g, opt_d, noise_gen, config)
+        elif checkpoint_paths(out / "last")[0].exists():
+            raise FileExistsError(
+                f"{out} already holds a training run (last.safetensors). Pass --resume to continue it, "
+                "or choose another --out.")
+    elif resume:
+        raise ValueError("resume=True needs out_dir (where the run's checkpoint is)")
+
+    result = TrainResult(G, D, config, history, [], step, seconds_before)
+    end_step = total_steps if max_steps is None else min(total_steps, max_steps)
+    t0 = time.perf_counter()
+    bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step",
+               desc=f"{config.arch}", dynamic_ncols=True)
+    running: dict[str, torch.Tensor] = {}
+
+    def checkpoint():
+        if out is not None:
+            _save_run(out, G, D, opt_g, opt_d, noise_gen, config, step, history,
+                      seconds_before + time.perf_counter() - t0, extra_meta)
+
+    try:
+        G.train(), D.train()
+        while step < end_step:
+            epoch, offset = divmod(step, steps_per_epoch)
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+            order = order.to(device)
+            for i in range(offset, steps_per_epoch):
+                if step >= end_step:
+                    break
+                real = images[order[i * config.batch_size:(i + 1) * config.batch_size]]
+                z = torch.randn(config.batch_size, config.z_dim, generator=noise_gen).to(device)
+                stats = gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast)
+                for k, v in stats.items():
+                    running[k] = running.get(k, 0) + v
+                step += 1
+                bar.update(1)
+                if step % config.log_every == 0 or step == end_step:
+                    row = {k: float(v) / _count(step, config.log_every) for k, v in running.items()}
+                    row.update(step=step, epoch=step / steps_per_epoch,
+                               seconds=round(seconds_before + time.perf_counter() - t0, 3))
+                    history.append(row)
+                    running.clear()
+                    bar.set_postfix(D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.3f}",
+                                    Dx=f"{row['d_real']:.2f}", DGz=f"{row['d_fake']:.2f}", epoch=epoch + 1)
+                    if on_log is not None:
+                        on_log(row)
+                if step % config.sample_every == 0 or step == end_step:
+                    grid = _sample_fixed(G, fixed_z)
+                    result.samples.append((step, grid))
+                    if out is not None:
+                        viz.save_grid(grid, out / "samples" / f"step_{step:07d}.png", nrow=8)
+                if step % config.ckpt_every == 0 or step % steps_per_epoch == 0:
+                    checkpoint()
+        checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()  # nothing is lost: `--resume` continues from here
+        bar.close()
+        raise
+    bar.close()
+    result.steps = step
+    result.seconds = seconds_before + time.perf_counter() - t0
+    return result
+
+
+def _count(step: int, log_every: int) -> int:
+    """How many steps the current running sums hold (a full log_every, or the remainder)."""
+    return (step - 1) % log_every + 1
+
+
+@torch.no_grad()
+def _sample_fixed(G: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    G.eval()
+    x = G(z).float().cpu()
+    G.train()
+    return x
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"images must be a (N, 1, 28, 28) tensor, got {shape}")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -1.001 or hi > 1.001:
+        raise ValueError(f"images must lie in [-1, 1] (tanh range), got [{lo:.3g}, {hi:.3g}]; "
+                         "uint8 or [0, 255] data? use imagegen_lib.data.load_images(value_range=(-1, 1))")
+    if lo >= 0 and hi <= 1 and images.numel() > 1000:
+        raise ValueError("images lie in [0, 1], but the generator's tanh outputs [-1, 1]: "
+                         "rescale with x * 2 - 1 (or load_images(value_range=(-1, 1)))")
+
+
+def _prepare_out_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"cannot write to output folder {out}: {e.strerror}. Choose another --out.") from None
+
+
+def _restore(out: Path, G, D, opt_g, opt_d, noise_gen, config: GANConfig):
+    if not checkpoint_paths(out / "last")[0].exists():
+        raise FileNotFoundError(f"--resume: {out} holds no checkpoint (last.safetensors); "
+                                "start without --resume first.")
+    tensors, meta = load_checkpoint(out / "last", expect_kind="gan-train-state")
+    saved = GANConfig.from_dict(meta["config"])
+    mismatched = [f.name for f in fields(GANConfig) if f.name not in ("epochs",)
+                  and getattr(saved, f.name) != getattr(config, f.name)]
+    if mismatched:
+        raise ValueError(
+            "--resume with different settings than the run being resumed: "
+            + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in mismatched)
+            + ". Only --epochs may change when resuming.")
+    G.load_state_dict(_unprefixed(tensors, "G"))
+    D.load_state_dict(_unprefixed(tensors, "D"))
+    _load_optimizer(opt_g, tensors, "opt_g", meta["opt_g"])
+    _load_optimizer(opt_d, tensors, "opt_d", meta["opt_d"])
+    noise_gen.set_state(tensors["noise_rng"])
+    return int(meta["step"]), float(meta["seconds"]), list(meta["history"])
+
