@@ -22,7 +22,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint",
-           "checkpoint_paths", "sha256_file"]
+           "checkpoint_paths", "sha256_file", "optimizer_tensors", "load_optimizer"]
 
 
 class CheckpointError(RuntimeError):
@@ -103,3 +103,20 @@ def load_checkpoint(stem, expect_kind: str | None = None) -> tuple[dict[str, tor
     except (SafetensorError, ValueError) as e:
         raise CheckpointError(f"{st_path} is not a valid safetensors file ({e}).") from None
     return tensors, meta
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
+    """Adam & co.: moments as tensors (for safetensors), hyper-parameters as JSON."""
+    sd = opt.state_dict()
+    tensors = {f"{prefix}.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()
+               if torch.is_tensor(v)}
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, prefix: str, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            idx, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

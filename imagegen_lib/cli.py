@@ -79,7 +79,8 @@ def _add_common_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, samples)")
     p.add_argument("--epochs", type=_positive_int, default=20)
     p.add_argument("--batch-size", type=_positive_int, default=128)
-    p.add_argument("--lr", type=_positive_float, default=2e-4)
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default: 2e-4 for GANs, 2e-3 peak for the classifier)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -110,7 +111,7 @@ def _cmd_train_gan(args, argv) -> int:
 
     config = GANConfig(arch=args.arch, dataset=args.dataset, z_dim=args.z_dim,
                        width=getattr(args, "width", 64), epochs=args.epochs, batch_size=args.batch_size,
-                       lr=args.lr, beta1=args.beta1, g_loss=args.g_loss, seed=args.seed, limit=args.limit,
+                       lr=args.lr or GANConfig.lr, beta1=args.beta1, g_loss=args.g_loss, seed=args.seed, limit=args.limit,
                        log_every=args.log_every, sample_every=args.sample_every,
                        ckpt_every=args.ckpt_every, bf16=args.bf16)
     device = resolve_device(args.device)
@@ -122,6 +123,24 @@ def _cmd_train_gan(args, argv) -> int:
     print(f"done: {result.steps} steps in {result.seconds:.1f} s; "
           f"D loss {last.get('loss_d', float('nan')):.3f}, G loss {last.get('loss_g', float('nan')):.3f}; "
           f"generator: {args.out / 'generator.safetensors'}")
+    return 0
+
+
+def _cmd_train_classifier(args, argv) -> int:
+    from .metrics.classifier import ClassifierConfig, train_classifier
+    from .train import resolve_device
+
+    config = ClassifierConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+                              lr=args.lr or ClassifierConfig.lr, seed=args.seed,
+                              limit=args.limit)
+    device = resolve_device(args.device)
+    meta = run_metadata(argv, device, args.seed)
+    print(f"training classifier on {args.dataset} ({device_name(device)}) -> {args.out}", file=sys.stderr)
+    _, history = train_classifier(config, out_dir=args.out, resume=args.resume, device=device,
+                                  progress=not args.no_progress, extra_meta=meta)
+    last = history[-1]
+    print(f"done: {last['epoch']} epochs in {last['seconds']:.1f} s; test accuracy {last['test_accuracy']:.4f}; "
+          f"classifier: {args.out / 'classifier.safetensors'}")
     return 0
 
 
@@ -169,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
     _add_gan_parser(models, "dcgan", "DCGAN for 28x28 images (Radford et al. 2016)")
     _add_gan_parser(models, "mlpgan", "fully connected GAN: the interview's reference answer, fixed")
+    clf = models.add_parser("classifier", help="the CNN whose features the metrics use",
+                            description="the CNN whose features FID/KID/precision/recall use")
+    _add_common_train_args(clf)
+    clf.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    clf.set_defaults(func=_cmd_train_classifier, epochs=12)
 
     sample = sub.add_parser("sample", help="draw a grid of samples from a generator checkpoint")
     sample.add_argument("checkpoint", type=Path, help="NAME.safetensors (with NAME.json beside it)")

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, checkpoint_paths, load_checkpoint, load_optimizer,
+                         optimizer_tensors, save_checkpoint)
 from .losses import G_LOSSES, d_loss_bce
 from .models.gan import GAN_ARCHS, build_gan
 
@@ -119,22 +120,6 @@ def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.n
 # Checkpoint plumbing
 # ---------------------------------------------------------------------------------------------
 
-def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
-    sd = opt.state_dict()
-    tensors = {f"{prefix}.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()
-               if torch.is_tensor(v)}
-    return tensors, {"param_groups": sd["param_groups"]}
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, prefix: str, meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            idx, name = key[len(prefix) + 1:].split(".", 1)
-            state.setdefault(int(idx), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 def _prefixed(state_dict: dict, prefix: str) -> dict:
     return {f"{prefix}.{k}": v for k, v in state_dict.items()}
 
@@ -181,8 +166,8 @@ def sample_images(G: nn.Module, n: int, seed: int = 0, device="cpu", batch_size:
 
 def _save_run(out: Path, G, D, opt_g, opt_d, noise_gen, config, step, history, seconds, extra_meta):
     tensors = {**_prefixed(G.state_dict(), "G"), **_prefixed(D.state_dict(), "D")}
-    tg, mg = _optimizer_tensors(opt_g, "opt_g")
-    td, md = _optimizer_tensors(opt_d, "opt_d")
+    tg, mg = optimizer_tensors(opt_g, "opt_g")
+    td, md = optimizer_tensors(opt_d, "opt_d")
     tensors.update(tg)
     tensors.update(td)
     tensors["noise_rng"] = noise_gen.get_state()
@@ -359,8 +344,8 @@ def _restore(out: Path, G, D, opt_g, opt_d, noise_gen, config: GANConfig):
             + ". Only --epochs may change when resuming.")
     G.load_state_dict(_unprefixed(tensors, "G"))
     D.load_state_dict(_unprefixed(tensors, "D"))
-    _load_optimizer(opt_g, tensors, "opt_g", meta["opt_g"])
-    _load_optimizer(opt_d, tensors, "opt_d", meta["opt_d"])
+    load_optimizer(opt_g, tensors, "opt_g", meta["opt_g"])
+    load_optimizer(opt_d, tensors, "opt_d", meta["opt_d"])
     noise_gen.set_state(tensors["noise_rng"])
     return int(meta["step"]), float(meta["seconds"]), list(meta["history"])
 

@@ -1,0 +1,1 @@
+"""Evaluating generators: a feature extractor (``classifier``) and the metrics computed in its space."""
