@@ -162,6 +162,15 @@ def _cmd_sample(args, argv) -> int:
     return 0
 
 
+def _cmd_ship(args, argv) -> int:
+    from .manifest import ship
+
+    entry = ship(args.checkpoint, args.name)
+    print(f"shipped {args.name}: {entry['bytes'] / 2**20:.2f} MiB, sha256 {entry['sha256'][:12]}…, "
+          f"trained by `{entry.get('command', '?')}`")
+    return 0
+
+
 def _cmd_data(args, argv) -> int:
     from . import data
 
@@ -202,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="auto")
     sample.set_defaults(func=_cmd_sample)
+
+    ship = sub.add_parser("ship", help="copy a trained checkpoint into checkpoints/ and the MANIFEST")
+    ship.add_argument("checkpoint", type=Path, help="e.g. runs/dcgan/generator.safetensors")
+    ship.add_argument("--name", required=True, help="name in checkpoints/, e.g. dcgan_mnist")
+    ship.set_defaults(func=_cmd_ship)
 
     data = sub.add_parser("data", help="verify or download the data sets")
     data.add_argument("action", choices=["check", "download"])

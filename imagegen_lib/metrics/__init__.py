@@ -1,1 +1,22 @@
-"""Evaluating generators: a feature extractor (``classifier``) and the metrics computed in its space."""
+"""Evaluating generators: a feature extractor (``classifier``) and the metrics computed in its space.
+
+- :mod:`.classifier` — the small CNN whose features and class probabilities the metrics use;
+- :mod:`.core` — the metrics themselves (FID, KID, Inception Score, precision/recall, class
+  coverage, memorisation) and the ``FeatureExtractor`` that feeds them;
+- :mod:`.evaluate` — the fixed protocol behind ``imagegen eval`` (reference set, n, seed).
+"""
+
+from .classifier import FEATURE_DIM, MNISTClassifier, load_classifier
+from .core import (FeatureExtractor, Features, check_images, class_coverage, class_histogram, class_kl,
+                   fid, frechet_distance, gaussian_stats, inception_score, kid, memorisation,
+                   mmd2_unbiased, nearest_distances, precision_recall)
+from .evaluate import default_classifier_stem, evaluate_generator, evaluate_real, format_report
+
+__all__ = [
+    "FEATURE_DIM", "MNISTClassifier", "load_classifier",
+    "FeatureExtractor", "Features", "check_images",
+    "gaussian_stats", "frechet_distance", "fid", "mmd2_unbiased", "kid", "inception_score",
+    "precision_recall", "class_histogram", "class_coverage", "class_kl",
+    "nearest_distances", "memorisation",
+    "evaluate_generator", "evaluate_real", "default_classifier_stem", "format_report",
+]

@@ -1,0 +1,152 @@
+"""``imagegen eval``: every metric of :mod:`.core` for a generator checkpoint, or for real data.
+
+The protocol, fixed so numbers are comparable across the book:
+
+- **reference set**: the whole *test* split (10,000 images) of the generator's data set — images
+  neither the generator nor the classifier trained on;
+- **samples**: ``n`` images (default 10,000, as many as the reference) from noise seeded by ``seed``;
+- **feature space**: the classifier trained on the same data set (``checkpoints/classifier_mnist``
+  or ``checkpoints/classifier_fashion`` unless another is passed);
+- **memorisation**: in *pixel* space against the whole training split (60,000 images), for
+  ``memorisation_n`` samples and as many test images — pixels need no forward pass over 60k
+  images, and a copied digit is close in pixels as well as in features.
+
+:func:`evaluate_real` scores ``n`` *training* images the same way: the floor a perfect generator
+would reach (FID is not 0 there: train and test are two finite samples).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from .. import data
+from ..train import load_generator, sample_images
+from .classifier import load_classifier
+from .core import (FeatureExtractor, Features, class_coverage, class_histogram, class_kl, fid, inception_score,
+                   kid, memorisation, precision_recall)
+
+__all__ = ["evaluate_generator", "evaluate_real", "default_classifier_stem", "format_report"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CLASSIFIER_STEMS = {"mnist": "classifier_mnist", "fashion-mnist": "classifier_fashion"}
+
+
+def default_classifier_stem(dataset: str) -> Path:
+    """``checkpoints/classifier_<dataset>``: the feature extractor shipped for ``dataset``."""
+    if dataset not in CLASSIFIER_STEMS:
+        raise ValueError(f"no classifier is known for dataset {dataset!r}; choose one of {sorted(CLASSIFIER_STEMS)}")
+    stem = REPO_ROOT / "checkpoints" / CLASSIFIER_STEMS[dataset]
+    if not stem.with_suffix(".safetensors").is_file():
+        raise FileNotFoundError(
+            f"the {dataset} classifier the metrics need is missing: {stem}.safetensors (+ .json). "
+            f"Train one with `imagegen train classifier --dataset {dataset} --out runs/clf` and pass "
+            "--classifier runs/clf/classifier (classifier_stem= in Python).")
+    return stem
+
+
+def _extractor(dataset: str, classifier_stem, device) -> tuple[FeatureExtractor, str]:
+    stem = Path(classifier_stem) if classifier_stem is not None else default_classifier_stem(dataset)
+    model, meta = load_classifier(stem, device=device)
+    if meta.get("dataset") != dataset:
+        raise ValueError(f"classifier {stem} was trained on {meta.get('dataset')!r}, but the images are "
+                         f"{dataset!r}: features of the wrong data set make every metric meaningless. "
+                         f"Pass a {dataset} classifier.")
+    return FeatureExtractor(model, device=device), str(stem)
+
+
+def _score(extractor: FeatureExtractor, fake: torch.Tensor, real: torch.Tensor, train_pool: torch.Tensor,
+           seed: int, memorisation_n: int) -> dict:
+    """All metrics of ``fake`` against the reference ``real``; the shared core of both entry points."""
+    timings = {}
+
+    def timed(name, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        value = fn(*args, **kwargs)
+        timings[name] = round(time.perf_counter() - t0, 2)
+        return value
+
+    f_real: Features = timed("features_real", extractor, real)
+    f_fake: Features = timed("features_fake", extractor, fake)
+    m = min(len(f_real), len(f_fake))  # k-NN radii depend on set size: compare equal-size sets
+    kid_mean, kid_std = timed("kid", kid, f_real, f_fake, subset_size=min(1000, m), seed=seed)
+    is_mean, is_std = timed("inception_score", inception_score, f_fake, seed=seed)
+    precision, recall = timed("precision_recall", precision_recall, f_real.features[:m], f_fake.features[:m])
+    k = min(memorisation_n, len(fake), len(real))
+    mem = timed("memorisation", memorisation, fake[:k], train_pool, real[:k])
+    return {
+        "fid": timed("fid", fid, f_real, f_fake),
+        "kid_mean": kid_mean, "kid_std": kid_std,
+        "is_mean": is_mean, "is_std": is_std,
+        "precision": precision, "recall": recall,
+        "coverage": class_coverage(f_fake), "class_kl": class_kl(f_fake),
+        "class_histogram": [round(float(v), 4) for v in class_histogram(f_fake)],
+        "memorisation_ratio": mem["ratio"], "memorisation_copies": mem["copies"],
+        "timings": timings,
+    }
+
+
+def evaluate_generator(gen_stem, n: int = 10_000, seed: int = 0, classifier_stem=None, device="cpu",
+                       memorisation_n: int = 1000) -> dict:
+    """Sample ``n`` images from a generator checkpoint and score them against the test split."""
+    t0 = time.perf_counter()
+    G, meta = load_generator(gen_stem, device=device)
+    dataset = meta.get("dataset", "mnist")
+    extractor, clf = _extractor(dataset, classifier_stem, device)
+    fake = sample_images(G, n, seed=seed, device=device)
+    real, _ = data.load_images(dataset, "test")
+    train, _ = data.load_images(dataset, "train")
+    result = _score(extractor, fake, real, train, seed, memorisation_n)
+    return {"generator": str(gen_stem), "arch": meta.get("arch"), "dataset": dataset, "classifier": clf,
+            "reference": f"{dataset} test split ({len(real)} images)", "n": n, "seed": seed,
+            **result, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def evaluate_real(dataset: str = "mnist", n: int = 10_000, seed: int = 0, classifier_stem=None, device="cpu",
+                  memorisation_n: int = 1000) -> dict:
+    """The floor: ``n`` random training images scored as if a generator had produced them.
+
+    For memorisation, those ``n`` images are taken out of the training pool, so the ratio shows
+    what "new real data" looks like (≈ 1) rather than a trivial 0.
+    """
+    t0 = time.perf_counter()
+    extractor, clf = _extractor(dataset, classifier_stem, device)
+    real, _ = data.load_images(dataset, "test")
+    train, _ = data.load_images(dataset, "train")
+    if not 2 <= n < len(train):
+        raise ValueError(f"n must be between 2 and {len(train) - 1} (the training split's size), got {n}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    fake, pool = train[order[:n]], train[order[n:]]
+    result = _score(extractor, fake, real, pool, seed, memorisation_n)
+    return {"generator": f"real {dataset} training images", "arch": None, "dataset": dataset, "classifier": clf,
+            "reference": f"{dataset} test split ({len(real)} images)", "n": n, "seed": seed,
+            **result, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+# (key, label, which way is better, what it measures)
+_ROWS = [
+    ("fid", "FID", "lower", "Fréchet distance of feature Gaussians"),
+    ("kid", "KID", "lower", "unbiased kernel MMD², mean ± std over subsets"),
+    ("is", "Inception Score", "higher", "exp E KL(p(y|x) || p(y)), at most 10"),
+    ("precision", "precision", "higher", "share of samples on the real manifold (k=3)"),
+    ("recall", "recall", "higher", "share of real images on the samples' manifold"),
+    ("coverage", "class coverage", "higher", "share of classes with >= 1 % of samples"),
+    ("class_kl", "class KL", "lower", "KL(class histogram || uniform), nats"),
+    ("memorisation_ratio", "memorisation", "≈ 1", "nearest-train distance, samples / test images"),
+]
+
+
+def format_report(result: dict) -> str:
+    """A plain-text table of an ``evaluate_*`` result, for the terminal."""
+    lines = [f"{result['generator']}  ({result['dataset']}, n={result['n']}, seed={result['seed']})",
+             f"reference: {result['reference']}; features: {result['classifier']}", ""]
+    for key, label, better, meaning in _ROWS:
+        if key in ("kid", "is"):
+            value = f"{result[key + '_mean']:.4f} ± {result[key + '_std']:.4f}"
+        else:
+            value = f"{result[key]:.4f}"
+        lines.append(f"  {label:<16}{value:>20}   {better:<7}{meaning}")
+    lines.append(f"\n{result['seconds']:.1f} s")
+    return "\n".join(lines)
