@@ -4,12 +4,14 @@
 # Both create/reuse a cached venv (scripts/venv.sh) and fetch the book's JS with npm; nothing else to set up.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
-VENV = $(shell bash scripts/venv.sh)
+# Evaluated on first use only, then cached (a plain `=` would re-run venv.sh at every expansion).
+VENV = $(eval VENV := $$(shell bash scripts/venv.sh))$(VENV)
 PY = $(VENV)/bin/python
 # torch on a 2-core box: more threads than cores only thrash.
 export OMP_NUM_THREADS ?= 2
 export PYTHONHASHSEED = 0
-export MPLBACKEND = Agg
+# NOT exported globally: a kernel started with MPLBACKEND=Agg never shows figures (plt.show() is a
+# no-op), so the book and nbval would silently lose every plot. Only the unit tests set it.
 # How the book treats notebooks: cache (execute changed ones) | force | off (use committed outputs).
 EXECUTE ?= cache
 NOTEBOOKS = $(wildcard notebooks/*.ipynb)
@@ -23,15 +25,17 @@ _static/vendor/.complete: package.json package-lock.json scripts/vendor_static.s
 	bash scripts/vendor_static.sh
 
 book: static
-	@v=$(VENV); sed -E 's/^(\s*execute_notebooks:).*/\1 $(EXECUTE)/' _config.yml > _build_config.yml
-	$(VENV)/bin/jupyter-book build . --config _build_config.yml -W --keep-going
-	@rm -f _build_config.yml
+	@case "$(EXECUTE)" in cache|force|off|auto) ;; *) echo "EXECUTE must be cache|force|off|auto, got '$(EXECUTE)'" >&2; exit 2;; esac
+	@v=$(VENV); test -x "$$v/bin/jupyter-book" || { echo "no venv (scripts/venv.sh failed?)" >&2; exit 1; }; \
+	  trap 'rm -f _build_config.yml' EXIT; \
+	  sed -E 's/^(\s*execute_notebooks:).*/\1 $(EXECUTE)/' _config.yml > _build_config.yml; \
+	  $$v/bin/jupyter-book build . --config _build_config.yml -W --keep-going
 	@echo "Book: file://$(CURDIR)/_build/html/index.html"
 
 test: unit nbval
 
 unit:
-	@v=$(VENV); $$v/bin/python -m pytest tests -q
+	@v=$(VENV); MPLBACKEND=Agg $$v/bin/python -m pytest tests -q
 
 nbval:
 	@v=$(VENV); $$v/bin/python -m pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \

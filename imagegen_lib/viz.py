@@ -79,3 +79,12 @@ def plot_gan_history(history: list[dict], axes=None, title: str | None = None):
     if title:
         axes[0].figure.suptitle(title)
     return axes
+
+
+def show_source(obj) -> None:
+    """Display the source of a library object in a notebook (the book shows the code that runs)."""
+    import inspect
+
+    from IPython.display import Code, display
+
+    display(Code(inspect.getsource(obj), language="python"))

@@ -1,0 +1,36 @@
+"""The interview's reference answers, bugs included — kept runnable for the spot-the-bug drills.
+
+Nothing here is meant to be used: each object reproduces a mistake so that a notebook can *run*
+it and show the symptom. The fixed versions live in :mod:`imagegen_lib.models`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["SoftmaxMLPGenerator"]
+
+
+class SoftmaxMLPGenerator(nn.Module):
+    """Exercise A's reference generator. Spot the bug before reading the next line.
+
+    BUG: ``Softmax`` over the 784 outputs makes the pixels positive and *sum to 1*. A real
+    digit has ~100-150 bright pixels of value ≈ 1 (total ink ≈ 100 on a [0, 1] scale); this
+    generator can spend one unit of ink in total. The discriminator only has to add up the
+    pixels to win, and G can never produce a digit. Fix: ``tanh`` (data in [-1, 1]) or
+    ``sigmoid`` (data in [0, 1]) — one independent value per pixel.
+    """
+
+    def __init__(self, z_dim: int = 100):
+        super().__init__()
+        self.z_dim = z_dim
+        self.model = nn.Sequential(
+            nn.Linear(z_dim, 256), nn.LeakyReLU(0.2),
+            nn.Linear(256, 512), nn.LeakyReLU(0.2),
+            nn.Linear(512, 1024), nn.LeakyReLU(0.2),
+            nn.Linear(1024, 784), nn.Softmax(dim=1),  # <- the bug
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model(z).view(-1, 1, 28, 28)  # values in (0, 1), summing to 1 per image
