@@ -240,9 +240,11 @@ def train_gan(
     result = TrainResult(G, D, config, history, [], step, seconds_before)
     end_step = total_steps if max_steps is None else min(total_steps, max_steps)
     t0 = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step",
+    bar = tqdm(total=end_step, initial=step, disable=not progress, unit="step",
                desc=f"{config.arch}", dynamic_ncols=True)
     running: dict[str, torch.Tensor] = {}
+    n_running = 0  # steps summed in `running` (fewer than log_every after a resume or at the end)
+    mid_step = False  # True while noise, weights and optimizers are part-way through one update
 
     def checkpoint():
         if out is not None:
@@ -259,18 +261,22 @@ def train_gan(
                 if step >= end_step:
                     break
                 real = images[order[i * config.batch_size:(i + 1) * config.batch_size]]
+                mid_step = True
                 z = torch.randn(config.batch_size, config.z_dim, generator=noise_gen).to(device)
                 stats = gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast)
                 for k, v in stats.items():
                     running[k] = running.get(k, 0) + v
+                n_running += 1
                 step += 1
+                mid_step = False
                 bar.update(1)
                 if step % config.log_every == 0 or step == end_step:
-                    row = {k: float(v) / _count(step, config.log_every) for k, v in running.items()}
+                    row = {k: float(v) / n_running for k, v in running.items()}
                     row.update(step=step, epoch=step / steps_per_epoch,
                                seconds=round(seconds_before + time.perf_counter() - t0, 3))
                     history.append(row)
                     running.clear()
+                    n_running = 0
                     bar.set_postfix(D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.3f}",
                                     Dx=f"{row['d_real']:.2f}", DGz=f"{row['d_fake']:.2f}", epoch=epoch + 1)
                     if on_log is not None:
@@ -284,18 +290,14 @@ def train_gan(
                     checkpoint()
         checkpoint()
     except KeyboardInterrupt:
-        checkpoint()  # nothing is lost: `--resume` continues from here
+        if not mid_step:  # a half-done update would make a checkpoint that can't resume exactly;
+            checkpoint()  # then the last one on disk stands. `--resume` continues from it
         bar.close()
         raise
     bar.close()
     result.steps = step
     result.seconds = seconds_before + time.perf_counter() - t0
     return result
-
-
-def _count(step: int, log_every: int) -> int:
-    """How many steps the current running sums hold (a full log_every, or the remainder)."""
-    return (step - 1) % log_every + 1
 
 
 @torch.no_grad()

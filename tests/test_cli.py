@@ -1,0 +1,251 @@
+"""The ``imagegen`` command, in-process through ``cli.main`` and once through the installed script."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from imagegen_lib import cli, data
+from imagegen_lib.train import load_generator
+
+TINY = ["--epochs", "1", "--limit", "256", "--batch-size", "64", "--width", "8", "--z-dim", "16",
+        "--device", "cpu"]
+
+
+def grid_size(n: int, nrow: int = 8, scale: int = 2) -> tuple[int, int]:
+    rows = -(-n // nrow)
+    return scale * (nrow * 30 + 2), scale * (rows * 30 + 2)  # 28 px tiles, 2 px padding
+
+
+@pytest.fixture(autouse=True)
+def _no_debug(monkeypatch):
+    monkeypatch.delenv("IMAGEGEN_DEBUG", raising=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One tiny DCGAN run made by the CLI: 256 images / batch 64 = 4 steps."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert cli.main(["train", "dcgan", *TINY, "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_train_writes_a_documented_run(trained):
+    for name in ("last.safetensors", "last.json", "generator.safetensors", "generator.json"):
+        assert (trained / name).is_file(), name
+    assert [p.name for p in (trained / "samples").glob("*.png")] == ["step_0000004.png"]
+    meta = json.loads((trained / "generator.json").read_text())
+    assert meta["command"].startswith("imagegen train dcgan --epochs 1 --limit 256")
+    assert meta["seed"] == 0 and meta["step"] == 4
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", meta["git_commit"])
+    assert meta["device"].startswith("cpu")
+    assert meta["torch"] == torch.__version__
+    assert (meta["arch"], meta["width"], meta["z_dim"]) == ("dcgan", 8, 16)
+    assert meta["config"]["limit"] == 256 and meta["config"]["batch_size"] == 64
+    G, _ = load_generator(trained / "generator.safetensors")
+    assert G(torch.randn(2, 16)).shape == (2, 1, 28, 28)
+    last = json.loads((trained / "last.json").read_text())
+    assert last["step"] == 4 and last["command"] == meta["command"]
+
+
+def test_resume_with_more_epochs_continues_the_step_count(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    args = ["train", "dcgan", *TINY, "--out", str(run), "--no-progress"]
+    args[args.index("--epochs") + 1] = "2"
+    assert cli.main([*args, "--resume"]) == 0
+    assert "done: 8 steps" in capsys.readouterr().out
+    last = json.loads((run / "last.json").read_text())
+    assert last["step"] == 8 and [r["step"] for r in last["history"]] == [4, 8]
+    assert last["command"].endswith("--resume")
+    assert (run / "samples" / "step_0000008.png").is_file()
+
+
+def test_existing_run_needs_resume(trained, capsys):
+    assert cli.main(["train", "dcgan", *TINY, "--out", str(trained), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "imagegen: error:" in err and "--resume" in err
+
+
+def test_resume_with_other_settings_is_refused(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    assert cli.main(["train", "dcgan", *TINY, "--lr", "1e-3", "--out", str(run), "--no-progress", "--resume"]) == 2
+    assert "Only --epochs may change" in capsys.readouterr().err
+    assert json.loads((run / "last.json").read_text())["step"] == 4
+
+
+def test_resume_without_a_run(tmp_path, capsys):
+    assert cli.main(["train", "dcgan", *TINY, "--out", str(tmp_path / "new"), "--no-progress", "--resume"]) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err
+
+
+def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
+    out = tmp_path / "deep" / "grid.png"
+    assert cli.main(["sample", str(trained / "generator.safetensors"), "--n", "16", "--out", str(out),
+                     "--device", "cpu"]) == 0
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size == grid_size(16) and img.mode == "L"
+    assert "16 samples from dcgan (mnist)" in capsys.readouterr().out
+    # the same seed draws the same grid; the stem works as well as the file name
+    again = tmp_path / "again.png"
+    assert cli.main(["sample", str(trained / "generator"), "--n", "16", "--out", str(again), "--device", "cpu"]) == 0
+    assert again.read_bytes() == out.read_bytes()
+    assert cli.main(["sample", str(trained / "generator.json"), "--n", "10", "--nrow", "5",
+                     "--out", str(again), "--device", "cpu"]) == 0
+    with Image.open(again) as img:
+        assert img.size == grid_size(10, nrow=5)
+
+
+def test_mlpgan_trains_and_samples(tmp_path):
+    out = tmp_path / "mlp"
+    assert cli.main(["train", "mlpgan", "--epochs", "1", "--limit", "64", "--batch-size", "64", "--z-dim", "8",
+                     "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "generator.json").read_text())["arch"] == "mlpgan"
+    assert cli.main(["sample", str(out / "generator.safetensors"), "--n", "8", "--out", str(tmp_path / "g.png"),
+                     "--device", "cpu"]) == 0
+    with Image.open(tmp_path / "g.png") as img:
+        assert img.size == grid_size(8)
+
+
+def test_progress_bar_on_stderr(tmp_path, capsys):
+    assert cli.main(["train", "dcgan", "--epochs", "1", "--limit", "64", "--batch-size", "64", "--width", "8",
+                     "--z-dim", "8", "--device", "cpu", "--out", str(tmp_path / "bar")]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"dcgan: .*1/1 \[.*step", captured.err), captured.err
+    assert "step/s" not in captured.out and "done: 1 steps" in captured.out
+
+
+def test_no_progress_hides_the_bar(tmp_path, capsys):
+    assert cli.main(["train", "dcgan", "--epochs", "1", "--limit", "64", "--batch-size", "64", "--width", "8",
+                     "--z-dim", "8", "--device", "cpu", "--out", str(tmp_path / "quiet"), "--no-progress"]) == 0
+    assert "1/1 [" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: exit status 2 and one clear line
+# ---------------------------------------------------------------------------------------------
+
+def test_unknown_model(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "stylegan", "--out", str(tmp_path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'stylegan'" in err and "dcgan" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "dcgan", "--epochs", "0", "--out", "OUT"], "must be >= 1, got 0"),
+    (["train", "dcgan", "--batch-size", "abc", "--out", "OUT"], "expected a whole number, got 'abc'"),
+    (["train", "dcgan", "--lr", "-1", "--out", "OUT"], "must be > 0"),
+    (["train", "dcgan", "--lr", "fast", "--out", "OUT"], "expected a number"),
+    (["train", "mlpgan", "--width", "8", "--out", "OUT"], "unrecognized arguments: --width"),
+    (["train", "dcgan", "--dataset", "cifar10", "--out", "OUT"], "invalid choice"),
+    (["train", "dcgan"], "the following arguments are required: --out"),
+    (["sample", "x.safetensors", "--n", "0", "--out", "OUT"], "must be >= 1"),
+    (["data", "verify"], "invalid choice"),
+])
+def test_bad_flag_values(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        cli.main([str(out) if a == "OUT" else a for a in argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # rejected before anything was started
+
+
+def test_unwritable_out_dir(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    rc = cli.main(["train", "dcgan", "--epochs", "1", "--limit", "64", "--batch-size", "64", "--width", "8",
+                   "--device", "cpu", "--out", str(blocker / "run"), "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert f"cannot write to output folder {blocker / 'run'}" in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_too_few_images_for_the_batch(tmp_path, capsys):
+    rc = cli.main(["train", "dcgan", "--epochs", "1", "--limit", "10", "--batch-size", "64",
+                   "--device", "cpu", "--out", str(tmp_path / "r"), "--no-progress"])
+    assert rc == 2 and "lower --batch-size" in capsys.readouterr().err
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    assert cli.main(["sample", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imagegen: error:") and "does not exist" in err
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_sample_refuses_a_training_state(trained, tmp_path, capsys):
+    assert cli.main(["sample", str(trained / "last.safetensors"), "--out", str(tmp_path / "g.png")]) == 2
+    assert "'gan-train-state' checkpoint, but a 'gan-generator' one is needed" in capsys.readouterr().err
+
+
+def test_missing_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("IMAGEGEN_DATA", raising=False)
+    monkeypatch.setattr(data, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(data, "USER_CACHE", tmp_path / "cache")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["data", "check", "mnist"]) == 2
+    err = capsys.readouterr().err
+    assert "mnist not found" in err and "IMAGEGEN_DATA" in err and "imagegen data download mnist" in err
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGEGEN_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="does not exist"):
+        cli.main(["sample", str(tmp_path / "nope.safetensors")])
+
+
+def test_no_cuda_is_a_clear_error(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert cli.main(["train", "dcgan", *TINY[:-2], "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+    assert "torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_data_check(capsys):
+    assert cli.main(["data", "check"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^mnist: OK \(4 files, sha256 verified\)", out, re.M)
+    assert re.search(r"^fashion-mnist: OK \(4 files, sha256 verified\)", out, re.M)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("imagegen ")
+
+
+# ---------------------------------------------------------------------------------------------
+# The installed console script
+# ---------------------------------------------------------------------------------------------
+
+def test_console_script(trained, tmp_path):
+    script = Path(sys.executable).parent / "imagegen"
+    assert script.is_file(), f"console script not installed next to {sys.executable}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("IMAGEGEN_DEBUG", None)
+    out = tmp_path / "grid.png"
+    ok = subprocess.run([str(script), "sample", str(trained / "generator.safetensors"), "--n", "16",
+                         "--out", str(out), "--device", "cpu"], capture_output=True, text=True, env=env,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    with Image.open(out) as img:
+        assert img.size == grid_size(16)
+    bad = subprocess.run([str(script), "sample", str(tmp_path / "missing.safetensors")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("imagegen: error:") and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
