@@ -3,6 +3,8 @@
     imagegen train dcgan --epochs 20 --out runs/dcgan [--device cuda] [--resume]
     imagegen train mlpgan --epochs 50 --out runs/mlpgan
     imagegen sample runs/dcgan/generator.safetensors --n 64 --out grid.png
+    imagegen eval checkpoints/dcgan_mnist.safetensors [--n 10000] [--json out.json] [--manifest]
+    imagegen eval real --dataset mnist        # the real-data floor of every metric
     imagegen data check                      # sha256-verify MNIST and Fashion-MNIST
     imagegen data download mnist             # fetch the official files into ~/.cache/imagegen/data
 
@@ -171,6 +173,52 @@ def _cmd_ship(args, argv) -> int:
     return 0
 
 
+def _cmd_eval(args, argv) -> int:
+    import json
+
+    from .metrics.evaluate import evaluate_generator, evaluate_real, format_report
+    from .train import resolve_device
+
+    device = resolve_device(args.device)
+    print(f"evaluating {args.checkpoint} on {device_name(device)} (about 30 s on 2 CPU cores)", file=sys.stderr)
+    if str(args.checkpoint) == "real":
+        result = evaluate_real(args.dataset, n=args.n, seed=args.seed, classifier_stem=args.classifier,
+                               device=device)
+    else:
+        result = evaluate_generator(args.checkpoint, n=args.n, seed=args.seed, classifier_stem=args.classifier,
+                                    device=device)
+    print(format_report(result))
+    if args.manifest:
+        _record_in_manifest(args.checkpoint, result, argv)
+    if args.json is not None:
+        result["run"] = run_metadata(argv, device, args.seed)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+METRIC_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "coverage",
+               "class_kl", "class_histogram", "memorisation_ratio", "memorisation_copies")
+
+
+def _record_in_manifest(checkpoint: Path, result: dict, argv: list[str]) -> None:
+    """Write an eval's metrics into checkpoints/MANIFEST.json: the generator's entry, or the data floor."""
+    from .manifest import CHECKPOINT_DIR, record_floor, update_metrics
+
+    metrics = {k: result[k] for k in METRIC_KEYS}
+    metrics.update(eval_n=result["n"], eval_seed=result["seed"], eval_command="imagegen " + shlex.join(argv))
+    if str(checkpoint) == "real":
+        record_floor(result["dataset"], metrics)
+        print(f"recorded the {result['dataset']} floor in {CHECKPOINT_DIR / 'MANIFEST.json'}", file=sys.stderr)
+        return
+    stem = checkpoint.with_suffix("") if checkpoint.suffix in (".safetensors", ".json") else checkpoint
+    if stem.resolve().parent != CHECKPOINT_DIR.resolve():
+        raise ValueError(f"--manifest records metrics of shipped checkpoints only (in {CHECKPOINT_DIR}); "
+                         f"{checkpoint} is not one. Ship it first: imagegen ship {checkpoint} --name NAME")
+    update_metrics(stem.name, metrics)
+    print(f"recorded the metrics of {stem.name} in {CHECKPOINT_DIR / 'MANIFEST.json'}", file=sys.stderr)
+
+
 def _cmd_data(args, argv) -> int:
     from . import data
 
@@ -216,6 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("checkpoint", type=Path, help="e.g. runs/dcgan/generator.safetensors")
     ship.add_argument("--name", required=True, help="name in checkpoints/, e.g. dcgan_mnist")
     ship.set_defaults(func=_cmd_ship)
+
+    ev = sub.add_parser("eval", help="FID, KID, IS, precision/recall, coverage of a generator (or 'real')",
+                        description="score a generator checkpoint against the test split; "
+                                    "'imagegen eval real' scores training images instead (the floor)")
+    ev.add_argument("checkpoint", type=Path, help="NAME.safetensors of a generator, or the word 'real'")
+    ev.add_argument("--n", type=_positive_int, default=10_000, help="samples to score (FID needs n > 128)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+                    help="for 'real' only (a generator's data set is read from its checkpoint)")
+    ev.add_argument("--classifier", type=Path, default=None,
+                    help="feature extractor stem (default: checkpoints/classifier_<dataset>)")
+    ev.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--manifest", action="store_true",
+                    help="record the metrics in checkpoints/MANIFEST.json (shipped checkpoints and 'real')")
+    ev.set_defaults(func=_cmd_eval)
 
     data = sub.add_parser("data", help="verify or download the data sets")
     data.add_argument("action", choices=["check", "download"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .checkpoint import atomic_write_bytes, checkpoint_paths, load_checkpoint, sha256_file
 
-__all__ = ["CHECKPOINT_DIR", "MAX_BYTES", "read_manifest", "ship", "update_metrics", "shipped"]
+__all__ = ["CHECKPOINT_DIR", "MAX_BYTES", "read_manifest", "ship", "update_metrics", "record_floor", "shipped"]
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 MAX_BYTES = 10 * 1024 * 1024  # the repository's budget per checkpoint
@@ -87,6 +87,13 @@ def update_metrics(name: str, metrics: dict, directory: Path = CHECKPOINT_DIR) -
     manifest["checkpoints"][name].setdefault("metrics", {}).update(metrics)
     _write_manifest(manifest, directory)
     return manifest["checkpoints"][name]
+
+
+def record_floor(dataset: str, metrics: dict, directory: Path = CHECKPOINT_DIR) -> None:
+    """Store the real-data floor of the metrics (``imagegen eval real --manifest``) beside the entries."""
+    manifest = read_manifest(directory)
+    manifest.setdefault("floors", {})[dataset] = metrics
+    _write_manifest(manifest, directory)
 
 
 def _history_of(run_dir: Path):

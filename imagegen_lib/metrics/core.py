@@ -1,7 +1,8 @@
 """Sample-quality metrics for 28×28 generators, computed in a classifier's feature space.
 
-Every metric compares two *sets* of images through a :class:`FeatureExtractor` (the course's
-MNIST classifier: 128-d penultimate features + 10 class probabilities):
+The metrics judge *sets* of samples, mostly against a set of real images, through a
+:class:`FeatureExtractor` (the course's MNIST classifier: 128-d penultimate features and 10 class
+probabilities; Inception-v3 is neither available offline nor suited to 28×28 digits):
 
 - :func:`fid` — do the feature Gaussians (mean, covariance) match? Lower is better, 0 at best.
 - :func:`kid` — the same question, answered by an unbiased kernel estimate (fine at small n).
@@ -247,10 +248,10 @@ def inception_score(probs: torch.Tensor | Features, splits: int = 10, seed: int 
     """
     p = (probs.probs if isinstance(probs, Features) else probs).to(torch.float64)
     p = p[torch.randperm(len(p), generator=torch.Generator().manual_seed(seed))]
-    log_p = p.clamp(min=1e-30).log()  # 0 · log 0 = 0: clamping keeps it from becoming NaN
+    log_p = p.clamp(min=1e-30).log()  # 0 · log 0 = 0: the clamp keeps it from becoming 0 · -inf = NaN
     scores = []
     for chunk, log_chunk in zip(p.chunk(splits), log_p.chunk(splits)):
-        log_marginal = chunk.mean(0, keepdim=True).log()
+        log_marginal = chunk.mean(0, keepdim=True).clamp(min=1e-30).log()  # a class nobody is in
         scores.append((chunk * (log_chunk - log_marginal)).sum(1).mean().exp())
     scores = torch.stack(scores)
     std = float(scores.std()) if len(scores) > 1 else 0.0

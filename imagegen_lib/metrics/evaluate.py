@@ -37,7 +37,8 @@ CLASSIFIER_STEMS = {"mnist": "classifier_mnist", "fashion-mnist": "classifier_fa
 def default_classifier_stem(dataset: str) -> Path:
     """``checkpoints/classifier_<dataset>``: the feature extractor shipped for ``dataset``."""
     if dataset not in CLASSIFIER_STEMS:
-        raise ValueError(f"no classifier is known for dataset {dataset!r}; choose one of {sorted(CLASSIFIER_STEMS)}")
+        raise ValueError(f"no classifier is known for dataset {dataset!r}; "
+                         f"choose one of {sorted(CLASSIFIER_STEMS)}")
     stem = REPO_ROOT / "checkpoints" / CLASSIFIER_STEMS[dataset]
     if not stem.with_suffix(".safetensors").is_file():
         raise FileNotFoundError(
