@@ -63,3 +63,46 @@ def test_generator_samples_are_recognised(name):
     counts = torch.bincount(probs.argmax(1), minlength=10)
     assert (counts >= 0.02 * len(x)).all(), f"{name}: a class is (nearly) missing: {counts.tolist()}"
     assert (probs.max(1).values >= 0.9).float().mean() >= 0.6
+
+
+@pytest.fixture(scope="module")
+def real_test_features():
+    """Features of each data set's test split under its shipped classifier (computed once)."""
+    from imagegen_lib.metrics import FeatureExtractor
+
+    cache = {}
+
+    def get(dataset):
+        if dataset not in cache:
+            clf = CHECKPOINT_DIR / {"mnist": "classifier_mnist", "fashion-mnist": "classifier_fashion"}[dataset]
+            extractor = FeatureExtractor(clf)
+            real, _ = data.load_images(dataset, "test")
+            cache[dataset] = (extractor, extractor(real))
+        return cache[dataset]
+
+    return get
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generator_reproduces_its_manifest_fid(name, real_test_features):
+    """Re-sample with the manifest's n and seed: FID must match what `imagegen eval --manifest` recorded.
+
+    Same weights, noise and features give the same number up to float summation order; 2 %
+    relative is far below the gaps the book discusses (floor 0.2, DCGAN 2.1, MLP GAN 12.8).
+    """
+    from imagegen_lib.metrics import fid
+
+    metrics = MANIFEST[name].get("metrics", {})
+    assert "fid" in metrics, f"{name}: run `imagegen eval checkpoints/{name}.safetensors --manifest`"
+    G, meta = load_generator(CHECKPOINT_DIR / name)
+    extractor, f_real = real_test_features(meta["dataset"])
+    fake = sample_images(G, metrics["eval_n"], seed=metrics["eval_seed"])
+    assert fid(f_real, extractor(fake)) == pytest.approx(metrics["fid"], rel=0.02)
+
+
+def test_floors_are_recorded_and_below_every_generator():
+    floors = read_manifest().get("floors", {})
+    for name in GENERATORS:
+        dataset = MANIFEST[name]["dataset"]
+        assert dataset in floors, f"run `imagegen eval real --dataset {dataset} --manifest`"
+        assert floors[dataset]["fid"] < MANIFEST[name]["metrics"]["fid"]
