@@ -1,10 +1,15 @@
 """Checkpoints: tensors in safetensors (never pickle), everything else in a small JSON file.
 
 A checkpoint ``NAME`` is the pair ``NAME.safetensors`` + ``NAME.json``. The JSON records the
-sha256 of the tensor file it belongs to, so a pair torn apart by a crash (new weights, old JSON)
-is detected instead of silently mixing two runs. Both files are written atomically: to a temp
-file in the same folder, ``fsync``, then ``os.replace`` — a crash leaves the old checkpoint or
-the new one, never half of one.
+sha256 of the tensor file it belongs to, so a pair torn apart (new weights, old JSON) is detected
+instead of silently mixing two runs. Both files are written atomically: to a temp file in the
+same folder, ``fsync``, then ``os.replace`` — a crash leaves the old file or the new one, never
+half of one.
+
+One window remains between the two renames. To close it, the tensor file also carries the
+metadata in its own header, with the sha256 of its tensor bytes: when the JSON turns out to be
+the previous one, the weights are still self-describing and verifiable, and loading goes on with
+their embedded metadata. Training therefore always resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -71,8 +76,9 @@ def save_checkpoint(stem, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
     """Save tensors + JSON-able metadata as the pair ``stem.safetensors`` / ``stem.json``."""
     st_path, json_path = checkpoint_paths(stem)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    blob = st_save(tensors)
-    meta = dict(meta, tensors_file=st_path.name, tensors_sha256=hashlib.sha256(blob).hexdigest())
+    embedded = dict(meta, tensors_file=st_path.name, data_sha256=hashlib.sha256(_data_section(st_save(tensors))).hexdigest())
+    blob = st_save(tensors, metadata={_META_KEY: json.dumps(embedded, sort_keys=True)})
+    meta = dict(embedded, tensors_sha256=hashlib.sha256(blob).hexdigest())
     atomic_write_bytes(st_path, blob)
     atomic_write_bytes(json_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return st_path
@@ -93,7 +99,9 @@ def load_checkpoint(stem, expect_kind: str | None = None) -> tuple[dict[str, tor
         raise CheckpointError(f"{json_path} is not valid JSON ({e}); the checkpoint is corrupted.") from None
     blob = st_path.read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
-    if meta.get("tensors_sha256") not in (None, digest):
+    if meta.get("tensors_sha256") not in (None, digest) and (embedded := _embedded_meta(blob)) is not None:
+        meta = dict(embedded, tensors_sha256=digest)  # the JSON is the previous one: trust the weights
+    elif meta.get("tensors_sha256") not in (None, digest):
         raise CheckpointError(
             f"{st_path} does not match {json_path.name} (sha256 {digest[:12]}… vs recorded "
             f"{meta['tensors_sha256'][:12]}…): the pair is torn or the weights were modified. "
@@ -108,6 +116,26 @@ def load_checkpoint(stem, expect_kind: str | None = None) -> tuple[dict[str, tor
     except (SafetensorError, ValueError) as e:
         raise CheckpointError(f"{st_path} is not a valid safetensors file ({e}).") from None
     return tensors, meta
+
+
+_META_KEY = "imagegen_meta"
+
+
+def _data_section(blob: bytes) -> bytes:
+    """The tensor bytes of a safetensors file (after the 8-byte length and the JSON header)."""
+    return blob[8 + int.from_bytes(blob[:8], "little"):]
+
+
+def _embedded_meta(blob: bytes) -> dict | None:
+    """The metadata a tensor file carries in its header, if its tensor bytes still match it."""
+    try:
+        header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])
+        meta = json.loads(header["__metadata__"][_META_KEY])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if meta.get("data_sha256") != hashlib.sha256(_data_section(blob)).hexdigest():
+        return None  # the weights were modified after saving
+    return meta
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:

@@ -180,7 +180,7 @@ def test_failed_write_midway_keeps_the_old_file(tmp_path, monkeypatch):
     assert _leftovers(tmp_path) == []
 
 
-def test_half_saved_checkpoint_is_detected_as_torn(tmp_path, monkeypatch):
+def test_half_saved_checkpoint_loads_whole_never_mixed(tmp_path, monkeypatch):
     save_checkpoint(tmp_path / "last", {"w": torch.ones(2)}, {"kind": "test", "step": 1})
     calls = []
     real_replace = os.replace
@@ -196,8 +196,8 @@ def test_half_saved_checkpoint_is_detected_as_torn(tmp_path, monkeypatch):
         save_checkpoint(tmp_path / "last", {"w": torch.full((2,), 2.0)}, {"kind": "test", "step": 2})
     monkeypatch.setattr(ckpt.os, "replace", real_replace)
     assert _leftovers(tmp_path) == []
-    with pytest.raises(CheckpointError, match="torn"):  # detected, never silently mixed
-        load_checkpoint(tmp_path / "last")
+    tensors, meta = load_checkpoint(tmp_path / "last")  # the new weights, described by their own header
+    assert meta["step"] == 2 and torch.equal(tensors["w"], torch.full((2,), 2.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,3 +227,22 @@ def test_optimizer_state_round_trip(tmp_path):
         m(x).pow(2).mean().backward()
         o.step()
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
+
+
+def test_crash_between_the_two_renames_still_resumes(tmp_path):
+    """New weights + the previous JSON (a crash between the renames): the weights' own header wins."""
+    save_checkpoint(tmp_path / "last", {"w": torch.zeros(3)}, {"kind": "test", "step": 1})
+    old_json = (tmp_path / "last.json").read_bytes()
+    save_checkpoint(tmp_path / "last", {"w": torch.ones(3)}, {"kind": "test", "step": 2})
+    (tmp_path / "last.json").write_bytes(old_json)
+    tensors, meta = load_checkpoint(tmp_path / "last")
+    assert meta["step"] == 2 and torch.equal(tensors["w"], torch.ones(3))
+
+
+def test_modified_weights_with_embedded_meta_are_still_rejected(tmp_path):
+    save_checkpoint(tmp_path / "last", {"w": torch.zeros(3)}, {"kind": "test", "step": 1})
+    blob = bytearray((tmp_path / "last.safetensors").read_bytes())
+    blob[-1] ^= 0xFF
+    (tmp_path / "last.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="torn or the weights were modified"):
+        load_checkpoint(tmp_path / "last")
