@@ -34,3 +34,81 @@ def g_loss_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 G_LOSSES = {"nonsaturating": g_loss_nonsaturating, "saturating": g_loss_saturating}
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the original GAN loss (Q4): smoothed labels, instance noise, WGAN(-GP), hinge, R1.
+# Names are appended to __all__ below so the original block above stays untouched.
+# ---------------------------------------------------------------------------------------------
+
+def d_loss_bce_smoothed(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                        real_label: float = 0.9) -> torch.Tensor:
+    """``d_loss_bce`` with *one-sided* label smoothing: real targets ``real_label`` (< 1), fakes 0.
+
+    The optimum becomes ``D* = real_label * p_data / (p_data + p_g)``: D can no longer grow its
+    logits without bound on real data (Salimans et al. 2016). Smoothing the *fake* label too
+    would move D*'s zeros into regions that only G populates, which is why it is one-sided.
+    """
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
+            + F.softplus(fake_logits).mean())
+
+
+def add_instance_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``x + N(0, std²)``: feed *both* real and fake batches through this before D.
+
+    Blurring both distributions with the same Gaussian makes their supports overlap, so D cannot
+    become perfect and G's gradients stay informative; anneal ``std`` to 0 over training.
+    """
+    if std <= 0:
+        return x
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    return x + std * noise
+
+
+def wgan_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN critic: maximise ``E f(x) - E f(G(z))`` (an estimate of the Wasserstein-1 distance
+    when ``f`` is 1-Lipschitz) == minimise this. Scores are unbounded: no sigmoid anywhere."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN generator: maximise the critic's score of the fakes."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): ``weight * E[(||∇_x f(x̂)|| - 1)²]`` at random points
+    ``x̂ = ε x_real + (1 - ε) x_fake`` on the segments between real and fake samples.
+
+    ``create_graph=True`` so the penalty itself can be back-propagated into the critic's weights.
+    Pass ``fake`` detached: the penalty trains the critic only.
+    """
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator,
+                     dtype=real.dtype).to(real.device)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(critic, real: torch.Tensor, gamma: float = 10.0) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): ``gamma/2 * E||∇_x D(x)||²`` on *real* data only — it pushes D
+    towards flat on the data manifold, which is what makes the Dirac-GAN converge (Q4)."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return 0.5 * gamma * grad.flatten(1).pow(2).sum(1).mean()
+
+
+def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Hinge loss (used with spectral norm by Miyato et al. 2018, and by BigGAN):
+    ``E relu(1 - D(x)) + E relu(1 + D(G(z)))`` — points already beyond the margin give no gradient."""
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Hinge generator loss: ``-E D(G(z))`` (same as WGAN's)."""
+    return -fake_scores.mean()
+
+
+__all__ += ["d_loss_bce_smoothed", "add_instance_noise", "wgan_critic_loss", "wgan_generator_loss",
+            "gradient_penalty", "r1_penalty", "hinge_d_loss", "hinge_g_loss"]

@@ -1,1 +1,1 @@
-"""Models, one file per family: ``gan`` (MLP GAN, DCGAN)."""
+"""Models, one file per family: ``gan`` (MLP GAN, DCGAN), ``toy`` (2-D MLPs for the toy GANs)."""

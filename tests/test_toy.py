@@ -1,0 +1,108 @@
+"""Toy 2-D datasets, the mode-coverage metric, the toy GAN loops (single and population)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from imagegen_lib import drills
+from imagegen_lib.toy import (ToyGANConfig, grid_centres, grid_of_gaussians, mode_coverage, ring_centres,
+                              ring_of_gaussians, sample_toy, train_toy_gan)
+from imagegen_lib.toy_population import PopLinear, sample_population, train_population
+
+
+def test_ring_centres_and_samples():
+    c = ring_centres(8, 2.0)
+    assert c.shape == (8, 2)
+    assert torch.allclose(c.norm(dim=1), torch.full((8,), 2.0), atol=1e-6)
+    assert torch.allclose(c[0], torch.tensor([2.0, 0.0])) and torch.allclose(c[2], torch.tensor([0.0, 2.0]), atol=1e-6)
+    x = ring_of_gaussians(8000, seed=0)
+    assert x.shape == (8000, 2)
+    assert torch.equal(x, ring_of_gaussians(8000, seed=0)) and not torch.equal(x, ring_of_gaussians(8000, seed=1))
+    d, idx = torch.cdist(x, c).min(dim=1)
+    assert d.pow(2).mean().item() == pytest.approx(2 * 0.02 ** 2, rel=0.05)  # E||ε||² = 2σ²
+    counts = torch.bincount(idx, minlength=8).float()
+    assert (counts / 8000 - 1 / 8).abs().max() < 0.02  # equal weights
+    assert x.mean(0).abs().max() < 0.05
+
+
+def test_grid_centres_and_samples():
+    c = grid_centres(5, 2.0)
+    assert c.shape == (25, 2) and c.min() == -4 and c.max() == 4
+    x = grid_of_gaussians(5000, std=0.05, seed=3)
+    assert x.shape == (5000, 2)
+    assert mode_coverage(x, c, 0.05)["modes"] == 25
+
+
+def test_coverage_on_hand_made_sets():
+    c = ring_centres()
+    one_mode = c[3] + 0.01 * torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
+    r = mode_coverage(one_mode, c, 0.02)
+    assert r["modes"] == 1 and r["n_modes"] == 8 and r["high_quality"] > 0.95
+    perfect = c.repeat(100, 1)
+    r = mode_coverage(perfect, c, 0.02)
+    assert r["modes"] == 8 and r["high_quality"] == 1.0 and r["counts"] == [100] * 8
+    r = mode_coverage(ring_of_gaussians(2500, seed=1), c, 0.02)
+    assert r["modes"] == 8 and r["high_quality"] > 0.98  # 3σ in 2-D holds 1 - e^{-4.5} ≈ 98.9 %
+    origin = torch.zeros(100, 2)  # all samples in the hole of the ring: nothing is good
+    r = mode_coverage(origin, c, 0.02)
+    assert r["modes"] == 0 and r["high_quality"] == 0.0
+    # A mode with fewer than min_count good samples is not covered.
+    few = torch.cat([c[0].repeat(100, 1), c[1].repeat(2, 1)])
+    assert mode_coverage(few, c, 0.02, min_count=5)["modes"] == 1
+    assert mode_coverage(few, c, 0.02, min_count=1)["modes"] == 2
+
+
+def test_train_toy_gan_is_deterministic_and_logs():
+    cfg = ToyGANConfig(steps=20, batch_size=32, hidden=16, log_every=10, seed=3)
+    seen = []
+    a = train_toy_gan(cfg, callback=lambda s, G, D: seen.append(s), callback_steps=(0, 10))
+    b = train_toy_gan(cfg)
+    assert seen == [0, 10] and len(a.history) == 2
+    assert set(a.history[0]) >= {"step", "loss_d", "loss_g", "g_grad_norm", "d_real", "d_fake"}
+    assert torch.equal(sample_toy(a.G, 100), sample_toy(b.G, 100))
+
+
+@pytest.mark.parametrize("kw", [dict(loss="wgan-gp"), dict(loss="hinge", spectral_norm=True),
+                                dict(label_smoothing=0.1, instance_noise=0.1, minibatch_std=True),
+                                dict(loss="saturating", d_head_start=3, optimizer="sgd", lr_g=0.01, lr_d=0.01)])
+def test_train_toy_gan_variants_run(kw):
+    run = train_toy_gan(ToyGANConfig(steps=6, batch_size=16, hidden=16, log_every=3, **kw))
+    assert all(math.isfinite(v) for row in run.history for v in row.values())
+
+
+def test_pop_linear_spectral_norm():
+    layer = PopLinear([0, 1], 16, 8, sn_mask=torch.tensor([True, False]))
+    for _ in range(30):
+        layer.sigma()
+    sigma = layer.sigma()
+    true = torch.linalg.matrix_norm(layer.weight.detach(), ord=2)
+    assert torch.allclose(sigma.detach(), true, rtol=1e-3)
+
+
+def test_population_members_are_independent():
+    # A member's run must not depend on the other members (sum of losses, elementwise Adam) —
+    # with the same data. Same seeds and member 0 identical -> identical samples for member 0.
+    common = dict(steps=15, batch_size=16, hidden=16, log_every=5)
+    a = train_population([ToyGANConfig(seed=0, **common), ToyGANConfig(seed=0, lr_d=1e-2, **common)],
+                         data=ring_of_gaussians(64, seed=0))
+    b = train_population([ToyGANConfig(seed=0, **common), ToyGANConfig(seed=0, loss="hinge", **common)],
+                         data=ring_of_gaussians(64, seed=0))
+    xa, xb = sample_population(a.G, 50), sample_population(b.G, 50)
+    assert torch.allclose(xa[0], xb[0], atol=1e-6)
+    assert not torch.allclose(xa[1], xb[1])
+    with pytest.raises(ValueError):
+        train_population([ToyGANConfig(steps=2), ToyGANConfig(steps=3)])
+
+
+def test_drills_symptoms():
+    torch.manual_seed(0)
+    r = drills.run_drill(drills.step_missing_detach, steps=2, hidden=16)
+    assert r["error"] is not None and "backward through the graph a second time" in r["error"]
+    ok = drills.run_drill(drills.step_correct, steps=5, hidden=16)
+    retain = drills.run_drill(drills.step_missing_detach_retain_graph, steps=5, hidden=16)
+    assert ok["error"] is None and torch.allclose(ok["samples"], retain["samples"])
+    frozen = drills.run_drill(drills.step_zero_grad_after_backward, steps=5, hidden=16)
+    assert frozen["d_weight_change"] == 0.0 and ok["d_weight_change"] > 0
