@@ -16,6 +16,9 @@ export PYTHONHASHSEED = 0
 EXECUTE ?= cache
 NOTEBOOKS = $(wildcard notebooks/*.ipynb)
 
+# pytest exits 5 when it collects nothing; for us that is a broken suite, not a pass.
+NO_TESTS_IS_FAILURE = { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
+
 .PHONY: book test unit nbval lab static venv clean checkpoints-check
 venv:
 	@echo $(VENV)
@@ -35,11 +38,11 @@ book: static
 test: unit nbval
 
 unit:
-	@v=$(VENV); MPLBACKEND=Agg $$v/bin/python -m pytest tests -q
+	@v=$(VENV); MPLBACKEND=Agg $$v/bin/python -m pytest tests -q || $(NO_TESTS_IS_FAILURE)
 
 nbval:
 	@v=$(VENV); $$v/bin/python -m pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	  --nbval-current-env -p no:cacheprovider notebooks
+	  --nbval-current-env -p no:cacheprovider notebooks || $(NO_TESTS_IS_FAILURE)
 
 lab:
 	@v=$(VENV); $$v/bin/jupyter lab notebooks
