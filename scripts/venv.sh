@@ -23,7 +23,9 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 # Re-point the editable install at this clone (cheap; no dependency resolution).
-if [ "$("$venv/bin/python" -c 'import imagegen_lib, os; print(os.path.dirname(os.path.dirname(imagegen_lib.__file__)))' 2>/dev/null)" != "$root" ]; then
+# (Asked from / so that the answer comes from the install, not from a checkout in the cwd.)
+installed=$(cd / && "$venv/bin/python" -c 'import imagegen_lib, os; print(os.path.dirname(os.path.dirname(imagegen_lib.__file__)))' 2>/dev/null || true)
+if [ "$installed" != "$root" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$root" >&2
 fi
 flock -u 9
