@@ -27,7 +27,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint",
-           "checkpoint_paths", "sha256_file", "optimizer_tensors", "load_optimizer"]
+           "checkpoint_paths", "sha256_file", "optimizer_tensors", "load_optimizer", "open_run_dir"]
 
 
 class CheckpointError(RuntimeError):
@@ -153,3 +153,31 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, prefix: str, meta:
             idx, name = key[len(prefix) + 1:].split(".", 1)
             state.setdefault(int(idx), {})[name] = value
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def open_run_dir(out_dir, resume: bool) -> Path | None:
+    """Prepare a training run's folder (``None``: no folder, nothing saved).
+
+    Refuses to overwrite an existing run unless ``resume``, and refuses ``resume`` when there is
+    no run to continue: every training loop shares these rules, and their messages.
+    """
+    if out_dir is None:
+        if resume:
+            raise ValueError("resume=True needs out_dir (where the run's checkpoint is)")
+        return None
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"cannot write to output folder {out}: {e.strerror}. Choose another --out.") from None
+    has_run = checkpoint_paths(out / "last")[0].exists()
+    if resume and not has_run:
+        raise FileNotFoundError(f"--resume: {out} holds no checkpoint (last.safetensors); start without --resume first.")
+    if has_run and not resume:
+        raise FileExistsError(f"{out} already holds a training run (last.safetensors). Pass --resume to continue it, "
+                              "or choose another --out.")
+    return out
+

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import (CheckpointError, checkpoint_paths, load_checkpoint, load_optimizer,
-                         optimizer_tensors, save_checkpoint)
+from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, open_run_dir, optimizer_tensors,
+                         save_checkpoint)
 from .losses import G_LOSSES, d_loss_bce
 from .models.gan import GAN_ARCHS, build_gan
 
@@ -225,17 +225,9 @@ def train_gan(
 
     history: list[dict] = []
     step, seconds_before = 0, 0.0
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        _prepare_out_dir(out)
-        if resume:
-            step, seconds_before, history = _restore(out, G, D, opt_g, opt_d, noise_gen, config)
-        elif checkpoint_paths(out / "last")[0].exists():
-            raise FileExistsError(
-                f"{out} already holds a training run (last.safetensors). Pass --resume to continue it, "
-                "or choose another --out.")
-    elif resume:
-        raise ValueError("resume=True needs out_dir (where the run's checkpoint is)")
+    out = open_run_dir(out_dir, resume)
+    if out is not None and resume:
+        step, seconds_before, history = _restore(out, G, D, opt_g, opt_d, noise_gen, config)
 
     result = TrainResult(G, D, config, history, [], step, seconds_before)
     end_step = total_steps if max_steps is None else min(total_steps, max_steps)
@@ -321,20 +313,7 @@ def _check_images(images: torch.Tensor) -> None:
                          "rescale with x * 2 - 1 (or load_images(value_range=(-1, 1)))")
 
 
-def _prepare_out_dir(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise PermissionError(f"cannot write to output folder {out}: {e.strerror}. Choose another --out.") from None
-
-
 def _restore(out: Path, G, D, opt_g, opt_d, noise_gen, config: GANConfig):
-    if not checkpoint_paths(out / "last")[0].exists():
-        raise FileNotFoundError(f"--resume: {out} holds no checkpoint (last.safetensors); "
-                                "start without --resume first.")
     tensors, meta = load_checkpoint(out / "last", expect_kind="gan-train-state")
     saved = GANConfig.from_dict(meta["config"])
     mismatched = [f.name for f in fields(GANConfig) if f.name not in ("epochs",)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoint import (CheckpointError, checkpoint_paths, load_checkpoint, load_optimizer,
-                          optimizer_tensors, save_checkpoint)
+from ..checkpoint import (CheckpointError, load_checkpoint, load_optimizer, open_run_dir, optimizer_tensors,
+                          save_checkpoint)
 
 __all__ = ["MNISTClassifier", "ClassifierConfig", "train_classifier", "evaluate_accuracy",
            "save_classifier", "load_classifier", "FEATURE_DIM"]
@@ -114,7 +114,7 @@ def train_classifier(config: ClassifierConfig, out_dir=None, resume: bool = Fals
     Returns ``(model, history)``; ``history`` has one row per epoch with train loss and test accuracy.
     """
     from .. import data
-    from ..train import _prepare_out_dir, resolve_device
+    from ..train import resolve_device
 
     device = resolve_device(device)
     x_train, y_train = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit, device=device)
@@ -128,13 +128,9 @@ def train_classifier(config: ClassifierConfig, out_dir=None, resume: bool = Fals
     aug_gen = torch.Generator().manual_seed(config.seed + 1)
     history: list[dict] = []
     start_epoch, seconds_before = 0, 0.0
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        _prepare_out_dir(out)
-        if resume:
-            start_epoch, seconds_before, history = _restore(out, model, opt, sched, aug_gen, config)
-        elif checkpoint_paths(out / "last")[0].exists():
-            raise FileExistsError(f"{out} already holds a training run; pass --resume or choose another --out")
+    out = open_run_dir(out_dir, resume)
+    if out is not None and resume:
+        start_epoch, seconds_before, history = _restore(out, model, opt, sched, aug_gen, config)
 
     t0 = time.perf_counter()
     bar = tqdm(total=steps_per_epoch * config.epochs, initial=steps_per_epoch * start_epoch,
@@ -182,7 +178,8 @@ def _restore(out, model, opt, sched, aug_gen, config):
     saved = meta["config"]
     diff = [f.name for f in fields(ClassifierConfig) if saved.get(f.name) != getattr(config, f.name)]
     if diff:
-        raise ValueError("--resume with different settings than the run being resumed: " + ", ".join(diff))
+        raise ValueError("--resume with different settings than the run being resumed: " + ", ".join(diff)
+                         + " (all must match; --epochs too, since it fixes the one-cycle LR schedule)")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     load_optimizer(opt, tensors, "opt", meta["opt"])
     sched.load_state_dict(meta["sched"])
