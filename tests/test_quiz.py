@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -331,3 +332,50 @@ def test_display_builds_the_form_only_when_a_frontend_shows_it(quiz):
     lazy.check_button.click()
     assert "Score: 1 / 3" in lazy.score.value
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"]
+
+
+# --------------------------------------------------------------------------------------------
+# The book's banks and chapters: every chapter ends with its quiz, and the stored output is current
+# --------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+BANKS = sorted(p.stem for p in (REPO / "book" / "quizzes").glob("*.yml"))
+
+
+def _toc_chapters() -> list[str]:
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
+    return [c["file"] for part in toc["parts"] for c in part.get("chapters", [])
+            if c["file"].startswith("notebooks/")]
+
+
+@pytest.mark.parametrize("name", BANKS)
+def test_every_bank_is_a_proper_quiz(name):
+    bank = load_quiz(name)
+    assert len(bank) >= 8, f"{name}: {len(bank)} questions, a chapter quiz needs at least 8"
+    assert {q.type for q in bank.questions} == {"single", "multiple", "numeric"}, \
+        f"{name}: mix single, multiple and numeric questions"
+    for q in bank.questions:
+        assert all(o.explanation for o in q.options) and (q.options or q.explanation)
+    # the right answer is not always in the same place
+    assert len({q.answer_text() for q in bank.questions if q.type == "single"}) >= 3
+
+
+@pytest.mark.parametrize("chapter", _toc_chapters())
+def test_every_chapter_ends_with_its_quiz_with_a_current_output(chapter):
+    name = Path(chapter).name
+    fix = f"add book/quizzes/{name}.yml and run: python scripts/add_quiz_cell.py {chapter}.ipynb"
+    nb = json.loads((REPO / f"{chapter}.ipynb").read_text(encoding="utf-8"))
+    last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    assert f'load_quiz("{name}")' in "".join(last["source"]), f"{chapter} has no quiz at its end: {fix}"
+    assert "remove-input" in last["metadata"].get("tags", []), "the book shows the quiz, not its code"
+
+    data = next(o["data"] for o in last["outputs"] if "data" in o)
+    stored = "".join(data["text/html"])
+    current = load_quiz(name).to_html()
+    instance = re.compile(rf"ig-quiz-{re.escape(name)}-\d+")
+    assert instance.sub("ID", stored) == instance.sub("ID", current), \
+        f"{chapter}: the stored quiz output is stale (bank or renderer changed): run " \
+        f"python scripts/add_quiz_cell.py {chapter}.ipynb"
+    # the live widget's model is in the notebook's widget state, so JupyterLab can show it
+    state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] in state
