@@ -146,13 +146,21 @@ def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, di
     return tensors, {"param_groups": sd["param_groups"]}
 
 
+# How an optimizer runs, not what it learns: a checkpoint written by the GPU's fused, capturable
+# Adam must resume on a CPU's plain Adam and vice versa, so these follow the optimizer being loaded.
+_IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable")
+
+
 def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, prefix: str, meta: dict) -> None:
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith(prefix + "."):
             idx, name = key[len(prefix) + 1:].split(".", 1)
             state.setdefault(int(idx), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    groups = [dict(saved, **{k: current[k] for k in _IMPLEMENTATION_KEYS if k in current})
+              for saved, current in zip(meta["param_groups"], opt.param_groups)]
+    groups += meta["param_groups"][len(groups):]  # a count mismatch: let load_state_dict say so
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def open_run_dir(out_dir, resume: bool) -> Path | None:

@@ -2,11 +2,16 @@
 
     imagegen train dcgan --epochs 20 --out runs/dcgan [--device cuda] [--resume]
     imagegen train mlpgan --epochs 50 --out runs/mlpgan
+    torchrun --standalone --nproc_per_node 2 -m imagegen_lib.cli train dcgan --out runs/ddp   # DDP (distributed.py)
     imagegen sample runs/dcgan/generator.safetensors --n 64 --out grid.png
     imagegen eval checkpoints/dcgan_mnist.safetensors [--n 10000] [--json out.json] [--manifest]
     imagegen eval real --dataset mnist        # the real-data floor of every metric
     imagegen data check                      # sha256-verify MNIST and Fashion-MNIST
     imagegen data download mnist             # fetch the official files into ~/.cache/imagegen/data
+    imagegen train cgan|vae|ddpm --out runs/X [--time-budget S]   # Q5's models (cli_generative)
+    imagegen sample runs/ddpm/model.safetensors --sampler ddim --steps 50; ... cgan ... --label 3
+    imagegen train sr --arch resnet --scale 3 --out runs/sr --minutes 6    # super-resolution (cli_sr)
+    imagegen eval-sr runs/sr/model.safetensors --set Set5 Set14 [--self-ensemble]   # Y-PSNR / SSIM
 
 Bad input (unknown model, bad flag value, unwritable --out, missing data, broken checkpoint) ends
 with one line ``imagegen: error: ...`` and exit status 2; ``IMAGEGEN_DEBUG=1`` shows the traceback.
@@ -19,7 +24,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from . import __version__
@@ -97,7 +101,7 @@ def _add_gan_parser(sub, arch: str, help_text: str) -> None:
     _add_common_train_args(p)
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     p.add_argument("--z-dim", type=_positive_int, default=100)
-    if arch == "dcgan":
+    if arch in ("dcgan", "cgan"):
         p.add_argument("--width", type=_positive_int, default=64, help="channel width (64: 1.9M-param G)")
     p.add_argument("--g-loss", choices=["nonsaturating", "saturating"], default="nonsaturating")
     p.add_argument("--beta1", type=float, default=0.5)
@@ -105,10 +109,13 @@ def _add_gan_parser(sub, arch: str, help_text: str) -> None:
     p.add_argument("--sample-every", type=_positive_int, default=500)
     p.add_argument("--ckpt-every", type=_positive_int, default=1000)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--eager", action="store_true",
+                   help="on a GPU, the plain PyTorch loop instead of the CUDA-graph step (debugging; same updates)")
     p.set_defaults(func=_cmd_train_gan, arch=arch)
 
 
 def _cmd_train_gan(args, argv) -> int:
+    from . import distributed
     from .train import GANConfig, resolve_device, train_gan
 
     config = GANConfig(arch=args.arch, dataset=args.dataset, z_dim=args.z_dim,
@@ -116,13 +123,20 @@ def _cmd_train_gan(args, argv) -> int:
                        lr=args.lr or GANConfig.lr, beta1=args.beta1, g_loss=args.g_loss, seed=args.seed, limit=args.limit,
                        log_every=args.log_every, sample_every=args.sample_every,
                        ckpt_every=args.ckpt_every, bf16=args.bf16)
-    device = resolve_device(args.device)
+    dist_info = distributed.init_from_env(args.device)  # under torchrun: join its process group; else None
+    device = dist_info.device if dist_info else resolve_device(args.device)
     meta = run_metadata(argv, device, args.seed)
-    print(f"training {args.arch} on {args.dataset} ({device_name(device)}) -> {args.out}", file=sys.stderr)
-    result = train_gan(config, out_dir=args.out, resume=args.resume, device=device,
-                       progress=not args.no_progress, max_steps=args.max_steps, extra_meta=meta)
+    say = print if distributed.is_main() else (lambda *a, **k: None)  # rank 0 speaks for all
+    say(f"training {args.arch} on {args.dataset} ({device_name(device)}"
+        f"{f' x {dist_info.world_size} processes' if dist_info else ''}) -> {args.out}", file=sys.stderr)
+    try:
+        result = train_gan(config, out_dir=args.out, resume=args.resume, device=device,
+                           progress=not args.no_progress, max_steps=args.max_steps, extra_meta=meta,
+                           fast=False if args.eager else None)
+    finally:
+        distributed.shutdown()
     last = result.history[-1] if result.history else {}
-    print(f"done: {result.steps} steps in {result.seconds:.1f} s; "
+    say(f"done: {result.steps} steps in {result.seconds:.1f} s; "
           f"D loss {last.get('loss_d', float('nan')):.3f}, G loss {last.get('loss_g', float('nan')):.3f}; "
           f"generator: {args.out / 'generator.safetensors'}")
     return 0
@@ -150,18 +164,7 @@ def _cmd_train_classifier(args, argv) -> int:
 # sample, data
 # ---------------------------------------------------------------------------------------------
 
-def _cmd_sample(args, argv) -> int:
-    from .train import load_generator, resolve_device, sample_images
-    from .viz import save_grid
-
-    device = resolve_device(args.device)
-    G, meta = load_generator(args.checkpoint, device=device)
-    t0 = time.perf_counter()
-    x = sample_images(G, args.n, seed=args.seed, device=device)
-    seconds = time.perf_counter() - t0
-    path = save_grid(x, args.out, nrow=args.nrow)
-    print(f"{args.n} samples from {meta['arch']} ({meta.get('dataset', '?')}) in {seconds:.2f} s -> {path}")
-    return 0
+# `imagegen sample` (every generator kind): cli_generative.cmd_sample
 
 
 def _cmd_ship(args, argv) -> int:
@@ -185,8 +188,9 @@ def _cmd_eval(args, argv) -> int:
         result = evaluate_real(args.dataset, n=args.n, seed=args.seed, classifier_stem=args.classifier,
                                device=device)
     else:
+        from .cli_generative import sampler_options
         result = evaluate_generator(args.checkpoint, n=args.n, seed=args.seed, classifier_stem=args.classifier,
-                                    device=device)
+                                    device=device, **sampler_options(args))
     print(format_report(result))
     if args.manifest:
         _record_in_manifest(args.checkpoint, result, argv)
@@ -215,16 +219,23 @@ def _record_in_manifest(checkpoint: Path, result: dict, argv: list[str]) -> None
     if stem.resolve().parent != CHECKPOINT_DIR.resolve():
         raise ValueError(f"--manifest records metrics of shipped checkpoints only (in {CHECKPOINT_DIR}); "
                          f"{checkpoint} is not one. Ship it first: imagegen ship {checkpoint} --name NAME")
-    update_metrics(stem.name, metrics)
+    from .cli_generative import manifest_metrics
+    update_metrics(stem.name, manifest_metrics(result, metrics))
     print(f"recorded the metrics of {stem.name} in {CHECKPOINT_DIR / 'MANIFEST.json'}", file=sys.stderr)
 
 
 def _cmd_data(args, argv) -> int:
     from . import data
 
-    names = [args.name] if args.name else sorted(data.DATASETS)
+    names = [args.name] if args.name else [*sorted(data.DATASETS), "sr"]
     for name in names:
-        if args.action == "download":
+        if name == "sr":  # Set5, Set14, BSD100, T91 (imagegen_lib.sr_data)
+            from . import sr_data
+            if args.action == "download":
+                print(f"sr: downloaded and verified in {sr_data.download_sr_sets()}")
+            for set_name, folder in sr_data.verify_sr_sets().items():
+                print(f"{set_name}: OK ({len(list(folder.glob('*.png')))} images, sha256 verified) in {folder}")
+        elif args.action == "download":
             raw = data.download_to_cache(name)
             print(f"{name}: downloaded and verified in {raw}")
         else:
@@ -250,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_train_args(clf)
     clf.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     clf.set_defaults(func=_cmd_train_classifier, epochs=12)
+    from .cli_sr import add_eval_sr_parser, add_train_sr_parser
+    add_train_sr_parser(models)
+    _add_gan_parser(models, "cgan", "class-conditional DCGAN: label embedding into G, projection discriminator")
+    from .cli_generative import add_sampler_args, add_train_parsers, cmd_sample
+    add_train_parsers(models, _add_common_train_args, _positive_int, _positive_float)
 
     sample = sub.add_parser("sample", help="draw a grid of samples from a generator checkpoint")
     sample.add_argument("checkpoint", type=Path, help="NAME.safetensors (with NAME.json beside it)")
@@ -258,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default="auto")
-    sample.set_defaults(func=_cmd_sample)
+    add_sampler_args(sample, _positive_int, label=True)
+    sample.set_defaults(func=cmd_sample)
 
     ship = sub.add_parser("ship", help="copy a trained checkpoint into checkpoints/ and the MANIFEST")
     ship.add_argument("checkpoint", type=Path, help="e.g. runs/dcgan/generator.safetensors")
@@ -277,13 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="feature extractor stem (default: checkpoints/classifier_<dataset>)")
     ev.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     ev.add_argument("--device", default="auto")
+    add_sampler_args(ev, _positive_int)
     ev.add_argument("--manifest", action="store_true",
                     help="record the metrics in checkpoints/MANIFEST.json (shipped checkpoints and 'real')")
     ev.set_defaults(func=_cmd_eval)
 
+    add_eval_sr_parser(sub)
+
     data = sub.add_parser("data", help="verify or download the data sets")
     data.add_argument("action", choices=["check", "download"])
-    data.add_argument("name", nargs="?", choices=["mnist", "fashion-mnist"])
+    data.add_argument("name", nargs="?", choices=["mnist", "fashion-mnist", "sr"])
     data.set_defaults(func=_cmd_data)
     return parser
 

@@ -9,7 +9,9 @@ eval`` adds FID & co. later). A test re-checks every entry against the files.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 from .checkpoint import atomic_write_bytes, checkpoint_paths, load_checkpoint, sha256_file
@@ -32,6 +34,41 @@ def read_manifest(directory: Path = CHECKPOINT_DIR) -> dict:
     if not path.exists():
         return {"checkpoints": {}}
     return json.loads(path.read_text())
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """Hold an exclusive lock on the manifest while reading, changing and writing it.
+
+    Several ``imagegen eval --manifest`` may run side by side (the GPU script does): without the
+    lock, two read-modify-write cycles interleave and one silently loses the other's metrics.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no concurrent writers expected there
+        yield
+        return
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # Lock the folder, not MANIFEST.json: atomic writes replace the file (a new inode), which
+    # would leave a later writer locking a different file than an earlier one.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _deep_merge(old: dict, new: dict) -> dict:
+    """``old`` updated with ``new``; nested dicts (per-sampler metrics, timings) merge key by key."""
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _write_manifest(manifest: dict, directory: Path) -> None:
@@ -65,6 +102,11 @@ def ship(source, name: str, directory: Path = CHECKPOINT_DIR) -> dict:
     if history is not None:
         atomic_write_bytes(directory / f"{name}.history.json", (json.dumps(history) + "\n").encode())
 
+    with _locked(directory):
+        return _record_shipped(name, meta, size, dst_weights, dst_json, history, directory)
+
+
+def _record_shipped(name, meta, size, dst_weights, dst_json, history, directory) -> dict:
     manifest = read_manifest(directory)
     old = manifest["checkpoints"].get(name, {})
     entry = {k: meta[k] for k in _RUN_KEYS if k in meta}
@@ -80,20 +122,26 @@ def ship(source, name: str, directory: Path = CHECKPOINT_DIR) -> dict:
 
 
 def update_metrics(name: str, metrics: dict, directory: Path = CHECKPOINT_DIR) -> dict:
-    """Merge ``metrics`` into the manifest entry ``name`` (written by ``imagegen eval --manifest``)."""
-    manifest = read_manifest(directory)
-    if name not in manifest["checkpoints"]:
-        raise KeyError(f"{name!r} is not in {manifest_path(directory)}; ship it first (imagegen ship)")
-    manifest["checkpoints"][name].setdefault("metrics", {}).update(metrics)
-    _write_manifest(manifest, directory)
-    return manifest["checkpoints"][name]
+    """Merge ``metrics`` into the manifest entry ``name`` (written by ``imagegen eval --manifest``).
+
+    Nested dicts merge key by key: recording ``{"samplers": {"ddim50": …}}`` keeps ``ancestral1000``.
+    """
+    with _locked(directory):
+        manifest = read_manifest(directory)
+        if name not in manifest["checkpoints"]:
+            raise KeyError(f"{name!r} is not in {manifest_path(directory)}; ship it first (imagegen ship)")
+        entry = manifest["checkpoints"][name]
+        entry["metrics"] = _deep_merge(entry.get("metrics", {}), metrics)
+        _write_manifest(manifest, directory)
+        return entry
 
 
 def record_floor(dataset: str, metrics: dict, directory: Path = CHECKPOINT_DIR) -> None:
     """Store the real-data floor of the metrics (``imagegen eval real --manifest``) beside the entries."""
-    manifest = read_manifest(directory)
-    manifest.setdefault("floors", {})[dataset] = metrics
-    _write_manifest(manifest, directory)
+    with _locked(directory):
+        manifest = read_manifest(directory)
+        manifest.setdefault("floors", {})[dataset] = metrics
+        _write_manifest(manifest, directory)
 
 
 def _history_of(run_dir: Path):

@@ -1,4 +1,4 @@
-"""The GAN training loop shared by the MLP GAN and the DCGAN (and by the CLI and the notebooks).
+"""The GAN training loop shared by the MLP GAN, the DCGAN and the conditional GAN (and the CLI, the notebooks).
 
 The heart is :func:`gan_train_step` — one discriminator update, then one generator update. The
 rest is bookkeeping done right: seeding, a ``tqdm`` bar with D/G losses and D(x), D(G(z)),
@@ -8,6 +8,10 @@ Why resume is exact: the data order of epoch ``e`` is a permutation seeded by ``
 it can be recomputed; the noise comes from a dedicated ``torch.Generator`` whose state is saved;
 weights, batch-norm statistics and Adam's moments are saved. Restarting from step ``k`` therefore
 replays exactly the step ``k + 1`` an uninterrupted run would have taken (bit-exact on CPU).
+
+On a CUDA GPU the loop runs the same updates through :mod:`.fast_step` by default (the whole step
+as one CUDA graph: several times the images/s; ``fast=False`` / ``--eager`` is the plain loop).
+Under ``torchrun`` it trains with DistributedDataParallel (:mod:`.distributed`).
 """
 
 from __future__ import annotations
@@ -22,18 +26,32 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, open_run_dir, optimizer_tensors,
+from . import distributed
+from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors,
                          save_checkpoint)
+from .fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options, fast_path_reason
 from .losses import G_LOSSES, d_loss_bce
+from .models.cgan import balanced_labels, build_cgan, check_labels
 from .models.gan import GAN_ARCHS, build_gan
 
 __all__ = ["GANConfig", "TrainResult", "gan_train_step", "train_gan", "save_generator",
-           "load_generator", "resolve_device", "sample_images"]
+           "load_generator", "resolve_device", "sample_images", "ARCHS", "is_conditional"]
+
+ARCHS = (*GAN_ARCHS, "cgan")  # 'cgan': the class-conditional DCGAN of models/cgan.py (G(z, y), D(x, y))
+
+
+def is_conditional(arch_or_G) -> bool:
+    """Whether a GAN (by name, or a generator) takes class labels."""
+    return arch_or_G == "cgan" if isinstance(arch_or_G, str) else hasattr(arch_or_G, "num_classes")
+
+
+def _build(arch: str, z_dim: int, width: int):
+    return build_cgan(z_dim=z_dim, width=width) if arch == "cgan" else build_gan(arch, z_dim=z_dim, width=width)
 
 
 @dataclass
 class GANConfig:
-    arch: str = "dcgan"  # 'dcgan' | 'mlpgan'
+    arch: str = "dcgan"  # 'dcgan' | 'mlpgan' | 'cgan'
     dataset: str = "mnist"  # 'mnist' | 'fashion-mnist'
     z_dim: int = 100
     width: int = 64  # DCGAN channel width (ignored by the MLP GAN)
@@ -51,8 +69,8 @@ class GANConfig:
     bf16: bool = False  # bf16 autocast on CUDA
 
     def __post_init__(self):
-        if self.arch not in GAN_ARCHS:
-            raise ValueError(f"unknown GAN architecture {self.arch!r}; choose one of {sorted(GAN_ARCHS)}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown GAN architecture {self.arch!r}; choose one of {sorted(ARCHS)}")
         if self.g_loss not in G_LOSSES:
             raise ValueError(f"unknown generator loss {self.g_loss!r}; choose one of {sorted(G_LOSSES)}")
         for name in ("epochs", "batch_size", "z_dim", "width", "log_every", "sample_every", "ckpt_every"):
@@ -87,15 +105,19 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
-def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext):
-    """One GAN update: a discriminator step, then a generator step. Returns detached statistics."""
+def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext, labels=None):
+    """One GAN update: a discriminator step, then a generator step. Returns detached statistics.
+
+    ``labels`` (conditional GAN only): the real batch's classes; the fakes are drawn for the same ones.
+    """
+    cond = () if labels is None else (labels,)  # the extra argument G and D take when conditional
     # --- Discriminator: push D(real) up and D(fake) down. ---------------------------------------
     with autocast():
-        fake = G(z)
-        real_logits = D(real)
+        fake = G(z, *cond)
+        real_logits = D(real, *cond)
         # detach(): D's loss must not send gradients into G (G is not being trained here, and
         # without it G would be updated to make D's job *easier*).
-        fake_logits = D(fake.detach())
+        fake_logits = D(fake.detach(), *cond)
         loss_d = d_loss_bce(real_logits, fake_logits)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -103,7 +125,7 @@ def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.n
 
     # --- Generator: make the *updated* D call the same fakes real. ------------------------------
     with autocast():
-        loss_g = g_loss_fn(D(fake))  # gradients flow through D into G; only opt_g steps
+        loss_g = g_loss_fn(D(fake, *cond))  # gradients flow through D into G; only opt_g steps
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()  # D's parameters also got gradients here; opt_d.zero_grad clears them next step
@@ -140,9 +162,9 @@ def save_generator(G: nn.Module, config: GANConfig, stem, extra_meta: dict | Non
 def load_generator(stem, device="cpu") -> tuple[nn.Module, dict]:
     """Load a generator exported by :func:`save_generator`; returns ``(G in eval mode, meta)``."""
     tensors, meta = load_checkpoint(stem, expect_kind="gan-generator")
-    if meta.get("arch") not in GAN_ARCHS:
+    if meta.get("arch") not in ARCHS:
         raise CheckpointError(f"{stem}: unknown architecture {meta.get('arch')!r} in its JSON.")
-    G, _ = build_gan(meta["arch"], z_dim=meta["z_dim"], width=meta.get("width", 64))
+    G, _ = _build(meta["arch"], z_dim=meta["z_dim"], width=meta.get("width", 64))
     try:
         G.load_state_dict(tensors)
     except RuntimeError as e:
@@ -151,15 +173,25 @@ def load_generator(stem, device="cpu") -> tuple[nn.Module, dict]:
 
 
 @torch.no_grad()
-def sample_images(G: nn.Module, n: int, seed: int = 0, device="cpu", batch_size: int = 1000) -> torch.Tensor:
-    """``n`` images in [-1, 1] from ``G`` in eval mode, reproducible from ``seed`` (CPU noise)."""
+def sample_images(G: nn.Module, n: int, seed: int = 0, device="cpu", batch_size: int = 1000,
+                  labels=None) -> torch.Tensor:
+    """``n`` images in [-1, 1] from ``G`` in eval mode, reproducible from ``seed`` (CPU noise).
+
+    A conditional G draws class ``labels[i]`` for image ``i``; by default ``0, 1, …, 9, 0, …``
+    (every class equally often). The noise is the same whether G is conditional or not.
+    """
+    if is_conditional(G):
+        labels = balanced_labels(n, G.num_classes) if labels is None else check_labels(labels, G.num_classes, n)
+    elif labels is not None:
+        raise ValueError("this generator is unconditional: class labels apply to a conditional GAN (cgan) only")
     gen = torch.Generator().manual_seed(seed)
     was_training = G.training
     G.eval()
     out = []
     for start in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - start), G.z_dim, generator=gen)
-        out.append(G(z.to(device)).float().cpu())
+        cond = () if labels is None else (labels[start:start + len(z)].to(device),)
+        out.append(G(z.to(device), *cond).float().cpu())
     G.train(was_training)
     return torch.cat(out)
 
@@ -191,20 +223,38 @@ def train_gan(
     max_steps: int | None = None,
     extra_meta: dict[str, Any] | None = None,
     on_log: Callable[[dict], None] | None = None,
+    labels: torch.Tensor | None = None,
+    fast: bool | None = None,
 ) -> TrainResult:
     """Train ``config.arch`` on ``images`` (``(N,1,28,28)`` in [-1, 1]; loaded from ``config.dataset`` if None).
+
+    The conditional GAN (``arch='cgan'``) also needs the images' class ``labels`` (loaded with them).
 
     ``out_dir`` (optional) receives ``last.safetensors/json`` (full state, for ``resume``),
     ``generator.safetensors/json`` (the exportable generator) and ``samples/step_*.png``.
     ``max_steps`` stops early (the run can be resumed to its full length later).
+    ``fast`` (default: on for one CUDA process) runs the updates as CUDA graphs (:mod:`.fast_step`);
+    the same numbers go in and the same updates come out, so runs and checkpoints are interchangeable.
     """
     from . import data, viz  # local import keeps `import imagegen_lib.train` light
 
     device = resolve_device(device)
+    ddp = distributed.is_distributed()  # launched by torchrun: see imagegen_lib/distributed.py
+    if fast is None:
+        fast = fast_path_reason(device, ddp) is None
+    elif fast and ddp:
+        raise ValueError(f"fast=True is not available here: {fast_path_reason(device, ddp)}")
+    distributed.check_global_batch(config.batch_size)
     extra_meta = dict(extra_meta or {})
+    conditional = is_conditional(config.arch)
     if images is None:
-        images, _ = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit)
+        images, loaded_labels = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit)
+        labels = loaded_labels if conditional else None
     _check_images(images)
+    if conditional:
+        if labels is None:
+            raise ValueError("the conditional GAN trains on (image, class) pairs: pass labels= with the images")
+        labels = check_labels(labels, n=len(images)).to(device)
     images = images.to(device)
     n = images.shape[0]
     if n < config.batch_size:
@@ -213,56 +263,86 @@ def train_gan(
     total_steps = steps_per_epoch * config.epochs
 
     torch.manual_seed(config.seed)
-    G, D = build_gan(config.arch, z_dim=config.z_dim, width=config.width)
+    G, D = _build(config.arch, z_dim=config.z_dim, width=config.width)
     G, D = G.to(device), D.to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
+                             **adam_options(device, fast))
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
+                             **adam_options(device, fast))
     noise_gen = torch.Generator().manual_seed(config.seed + 1)
-    fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
+    # The fixed grid: 64 images in rows of 8; the conditional GAN draws 10 rows of 0..9 instead.
+    n_fixed, grid_row = (100, 10) if conditional else (64, 8)
+    fixed_z = torch.randn(n_fixed, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
+    fixed_labels = balanced_labels(n_fixed).to(device) if conditional else None
     g_loss_fn = G_LOSSES[config.g_loss]
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (
         config.bf16 and device.type == "cuda") else contextlib.nullcontext
 
     history: list[dict] = []
     step, seconds_before = 0, 0.0
-    out = open_run_dir(out_dir, resume)
+    out = distributed.open_run_dir(out_dir, resume)
     if out is not None and resume:
         step, seconds_before, history = _restore(out, G, D, opt_g, opt_d, noise_gen, config)
+    stepper = FastGANStep(G, D, opt_g, opt_d, images, config.batch_size, config.z_dim, g_loss_fn,
+                          labels=labels, bf16=config.bf16, **SHIPPED_OPTIONS) if fast else None
+    G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)  # DDP, or G and D
 
     result = TrainResult(G, D, config, history, [], step, seconds_before)
     end_step = total_steps if max_steps is None else min(total_steps, max_steps)
     t0 = time.perf_counter()
-    bar = tqdm(total=end_step, initial=step, disable=not progress, unit="step",
+    bar = tqdm(total=end_step, initial=step, disable=not progress or not distributed.is_main(), unit="step",
                desc=f"{config.arch}", dynamic_ncols=True)
     running: dict[str, torch.Tensor] = {}
     n_running = 0  # steps summed in `running` (fewer than log_every after a resume or at the end)
     mid_step = False  # True while noise, weights and optimizers are part-way through one update
 
-    def checkpoint():
-        if out is not None:
+    def checkpoint(collective: bool = True):
+        if out is None:
+            return
+        meta = extra_meta
+        if collective and ddp:  # every rank: same BN statistics, digests of the replicas
+            distributed.average_buffers(G, D)
+            meta = {**extra_meta, **distributed.replica_record(G, D)}
+        if distributed.is_main():
             _save_run(out, G, D, opt_g, opt_d, noise_gen, config, step, history,
-                      seconds_before + time.perf_counter() - t0, extra_meta)
+                      seconds_before + time.perf_counter() - t0, meta)
+        if collective:
+            distributed.barrier()  # nobody runs ahead of a half-written checkpoint
 
     try:
         G.train(), D.train()
         while step < end_step:
             epoch, offset = divmod(step, steps_per_epoch)
             order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-            order = order.to(device)
-            for i in range(offset, steps_per_epoch):
-                if step >= end_step:
-                    break
-                real = images[order[i * config.batch_size:(i + 1) * config.batch_size]]
+            if stepper is not None:
+                stepper.begin_epoch(order, offset)
+            else:
+                order = order.to(device)
+            i = offset
+            while i < steps_per_epoch and step < end_step:
                 mid_step = True
-                z = torch.randn(config.batch_size, config.z_dim, generator=noise_gen).to(device)
-                stats = gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast)
-                for k, v in stats.items():
-                    running[k] = running.get(k, 0) + v
-                n_running += 1
-                step += 1
+                if stepper is not None:  # several updates at once, up to the next log/sample/checkpoint
+                    n_steps = min(stepper.K, _steps_to_next_event(step, config, steps_per_epoch, end_step))
+                    stepper.run(n_steps, noise_gen)
+                else:
+                    n_steps = 1
+                    # distributed.shard: this rank's rows of the global batch (all of them in one process)
+                    idx = distributed.shard(order[i * config.batch_size:(i + 1) * config.batch_size])
+                    real = images[idx]
+                    z = distributed.shard(torch.randn(config.batch_size, config.z_dim, generator=noise_gen))
+                    stats = gan_train_step(G_train, D_train, opt_g, opt_d, real, z.to(device), g_loss_fn,
+                                           autocast, labels=labels[idx] if conditional else None)
+                    for k, v in stats.items():
+                        running[k] = running.get(k, 0) + v
+                i += n_steps
+                n_running += n_steps
+                step += n_steps
                 mid_step = False
-                bar.update(1)
+                bar.update(n_steps)
                 if step % config.log_every == 0 or step == end_step:
+                    if stepper is not None:
+                        running = stepper.take_sums()
+                    running = distributed.mean_over_ranks(running)  # the global batch's statistics
                     row = {k: float(v) / n_running for k, v in running.items()}
                     row.update(step=step, epoch=step / steps_per_epoch,
                                seconds=round(seconds_before + time.perf_counter() - t0, 3))
@@ -273,17 +353,17 @@ def train_gan(
                                     Dx=f"{row['d_real']:.2f}", DGz=f"{row['d_fake']:.2f}", epoch=epoch + 1)
                     if on_log is not None:
                         on_log(row)
-                if step % config.sample_every == 0 or step == end_step:
-                    grid = _sample_fixed(G, fixed_z)
+                if (step % config.sample_every == 0 or step == end_step) and distributed.is_main():
+                    grid = _sample_fixed(G, fixed_z, fixed_labels)
                     result.samples.append((step, grid))
                     if out is not None:
-                        viz.save_grid(grid, out / "samples" / f"step_{step:07d}.png", nrow=8)
+                        viz.save_grid(grid, out / "samples" / f"step_{step:07d}.png", nrow=grid_row)
                 if step % config.ckpt_every == 0 or step % steps_per_epoch == 0:
                     checkpoint()
         checkpoint()
     except KeyboardInterrupt:
         if not mid_step:  # a half-done update would make a checkpoint that can't resume exactly;
-            checkpoint()  # then the last one on disk stands. `--resume` continues from it
+            checkpoint(collective=False)  # then the last one on disk stands. `--resume` continues from it
         bar.close()
         raise
     bar.close()
@@ -292,10 +372,16 @@ def train_gan(
     return result
 
 
+def _steps_to_next_event(step: int, config: GANConfig, steps_per_epoch: int, end_step: int) -> int:
+    """Steps until the loop next logs, samples, checkpoints or ends an epoch or the run."""
+    periods = (config.log_every, config.sample_every, config.ckpt_every, steps_per_epoch)
+    return min(end_step - step, *(p - step % p for p in periods))
+
+
 @torch.no_grad()
-def _sample_fixed(G: nn.Module, z: torch.Tensor) -> torch.Tensor:
+def _sample_fixed(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     G.eval()
-    x = G(z).float().cpu()
+    x = G(z, *(() if labels is None else (labels,))).float().cpu()
     G.train()
     return x
 

@@ -4,7 +4,9 @@ The protocol, fixed so numbers are comparable across the book:
 
 - **reference set**: the whole *test* split (10,000 images) of the generator's data set — images
   neither the generator nor the classifier trained on;
-- **samples**: ``n`` images (default 10,000, as many as the reference) from noise seeded by ``seed``;
+- **samples**: ``n`` images (default 10,000, as many as the reference) from noise seeded by ``seed``,
+  drawn through :func:`imagegen_lib.generators.load_sampler` — any generator kind (GAN, conditional
+  GAN with balanced classes, VAE, DDPM with its sampler options, named in the result's ``sampler``);
 - **feature space**: the classifier trained on the same data set (``checkpoints/classifier_mnist``
   or ``checkpoints/classifier_fashion`` unless another is passed);
 - **memorisation**: in *pixel* space against the whole training split (60,000 images), for
@@ -23,7 +25,6 @@ from pathlib import Path
 import torch
 
 from .. import data
-from ..train import load_generator, sample_images
 from .classifier import load_classifier
 from .core import (FeatureExtractor, Features, class_coverage, class_histogram, class_kl, fid, inception_score,
                    kid, memorisation, precision_recall)
@@ -90,19 +91,42 @@ def _score(extractor: FeatureExtractor, fake: torch.Tensor, real: torch.Tensor, 
 
 
 def evaluate_generator(gen_stem, n: int = 10_000, seed: int = 0, classifier_stem=None, device="cpu",
-                       memorisation_n: int = 1000) -> dict:
-    """Sample ``n`` images from a generator checkpoint and score them against the test split."""
+                       memorisation_n: int = 1000, **sampler_options) -> dict:
+    """Sample ``n`` images from a generator checkpoint and score them against the test split.
+
+    ``sampler_options`` go to the diffusion sampler (``sampler='ddim', steps=50``); the result
+    names the procedure in ``sampler`` (``'ancestral1000'``, ``'ddim50'``; None for one-shot
+    generators) and times the sampling on ``device`` (``sample_seconds_per_1k``).
+    """
+    import torch
+
+    from ..generators import load_sampler
+
     t0 = time.perf_counter()
-    G, meta = load_generator(gen_stem, device=device)
-    dataset = meta.get("dataset", "mnist")
+    sampler = load_sampler(gen_stem, device=device)
+    key = sampler.sampler_key(**sampler_options)  # rejects options the model doesn't take, before any work
+    dataset = sampler.dataset
     extractor, clf = _extractor(dataset, classifier_stem, device)
-    fake = sample_images(G, n, seed=seed, device=device)
+    t_sample = time.perf_counter()
+    fake = sampler.sample(n, seed=seed, device=device, **sampler_options)  # returned on the CPU: synced
+    sample_seconds = time.perf_counter() - t_sample
     real, _ = data.load_images(dataset, "test")
     train, _ = data.load_images(dataset, "train")
     result = _score(extractor, fake, real, train, seed, memorisation_n)
-    return {"generator": str(gen_stem), "arch": meta.get("arch"), "dataset": dataset, "classifier": clf,
+    return {"generator": str(gen_stem), "arch": sampler.arch, "kind": sampler.kind, "sampler": key,
+            "default_sampler": key == getattr(sampler, "default_key", None),
+            "dataset": dataset, "classifier": clf,
             "reference": f"{dataset} test split ({len(real)} images)", "n": n, "seed": seed,
-            **result, "seconds": round(time.perf_counter() - t0, 2)}
+            **result, "sample_seconds": round(sample_seconds, 3),
+            "sample_seconds_per_1k": round(sample_seconds / n * 1000, 4),
+            "sample_device": _device_name(torch.device(device)), "n_params": sampler.n_params,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _device_name(device) -> str:
+    from ..cli import device_name
+
+    return device_name(device)
 
 
 def evaluate_real(dataset: str = "mnist", n: int = 10_000, seed: int = 0, classifier_stem=None, device="cpu",
@@ -141,7 +165,8 @@ _ROWS = [
 
 def format_report(result: dict) -> str:
     """A plain-text table of an ``evaluate_*`` result, for the terminal."""
-    lines = [f"{result['generator']}  ({result['dataset']}, n={result['n']}, seed={result['seed']})",
+    sampler = f", sampler {result['sampler']}" if result.get("sampler") else ""
+    lines = [f"{result['generator']}  ({result['dataset']}, n={result['n']}, seed={result['seed']}{sampler})",
              f"reference: {result['reference']}; features: {result['classifier']}", ""]
     for key, label, better, meaning in _ROWS:
         if key in ("kid", "is"):
@@ -149,5 +174,7 @@ def format_report(result: dict) -> str:
         else:
             value = f"{result[key]:.4f}"
         lines.append(f"  {label:<16}{value:>20}   {better:<7}{meaning}")
+    if "sample_seconds_per_1k" in result:
+        lines.append(f"\n  sampling: {result['sample_seconds_per_1k']:.3g} s per 1000 images on {result['sample_device']}")
     lines.append(f"\n{result['seconds']:.1f} s")
     return "\n".join(lines)

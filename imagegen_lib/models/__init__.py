@@ -1,1 +1,2 @@
-"""Models, one file per family: ``gan`` (MLP GAN, DCGAN), ``toy`` (2-D MLPs for the toy GANs)."""
+"""Models, one file per family: ``gan`` (MLP GAN, DCGAN), ``toy`` (2-D MLPs for the toy GANs),
+``sr`` (SRCNN, ESPCN, a residual super-resolution net)."""

@@ -1,0 +1,299 @@
+"""The GAN update on one GPU, fast: the whole D+G step replayed as one CUDA graph.
+
+Why it is needed. At batch 128 the 28×28 DCGAN's training step is a few hundred *small* kernels
+(convolutions of a 7×7 or 14×14 map, batch norms, Adam's per-tensor updates). Each one takes a
+few microseconds on an H100; launching it from Python takes about as long, and every ``.item()``
+or CPU→GPU copy of a pageable tensor makes the CPU wait for the GPU to drain. The step is
+*launch-bound*: bf16 or ``channels_last`` make the kernels faster but leave the launches, so they
+buy nothing (or lose, because casts are extra kernels). What pays is launching less.
+
+What :class:`FastGANStep` does differently from :func:`imagegen_lib.train.gan_train_step`, and
+why each change leaves the mathematics alone:
+
+1. **The data set stays on the GPU**, and the batch is gathered *inside* the graph:
+   ``images.index_select(0, order[cursor·B : (cursor+1)·B])``, with the epoch's permutation and
+   the step counter ``cursor`` kept in device tensors. No Python indexing, no copy per step.
+2. **The noise** is drawn on the CPU from the run's own ``torch.Generator``, batch by batch,
+   exactly as the plain loop draws it, into pinned memory, and copied asynchronously. Both paths
+   therefore train on the same numbers, and ``--resume`` stays exact: the generator's state after
+   step ``k`` is the same whichever path made step ``k``.
+3. **Adam** runs fused (one kernel per optimizer) with ``capturable=True``: its step counter lives
+   on the GPU, which graph capture requires.
+4. **D is frozen during the G step** (``requires_grad_(False)``): the plain step computes D's
+   weight gradients there only to throw them away at the next ``zero_grad``. G's gradient is the
+   same either way (it flows through D's *activations*, not its weight gradients).
+5. **The statistics** (losses, D(x), D(G(z))) are summed on the GPU; the loop reads them once
+   every ``log_every`` steps (one synchronisation) instead of every step.
+6. **CUDA graph**: ``steps_per_graph`` whole updates are captured once and replayed — one launch
+   instead of hundreds. Capture needs a few eager warm-up steps first (cuDNN picks its algorithms,
+   Adam creates its state); they are undone afterwards, so the run starts from the state it was
+   given, bit for bit.
+
+On the CPU (or with ``use_graph=False``) the same step functions run eagerly: that is how the
+tests check, without a GPU, that the fast path computes what the plain loop computes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import torch
+from torch import nn
+
+from .losses import d_loss_bce
+
+__all__ = ["STAT_KEYS", "SHIPPED_OPTIONS", "FastGANStep", "gan_train_step_frozen_d", "adam_options",
+           "fast_path_reason"]
+
+STAT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")  # what gan_train_step returns, in this order
+
+# The settings train_gan uses on a GPU (the levers benchmarks/train_speed.py measures one by one).
+# bf16 is not among them: it is GANConfig.bf16 (--bf16), off by default.
+SHIPPED_OPTIONS = dict(steps_per_graph=1, freeze_d=True, cudnn_benchmark=True, channels_last=False)
+
+
+def gan_train_step_frozen_d(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext,
+                            labels=None):
+    """:func:`~imagegen_lib.train.gan_train_step`, except that D's parameters don't require gradients
+    during the G step, so its backward pass skips D's weight gradients (which the plain step computes
+    and then discards). Same updates, fewer kernels; ``tests/test_fast_step.py`` checks the equality."""
+    cond = () if labels is None else (labels,)
+    # --- Discriminator step: identical to gan_train_step. ---------------------------------------
+    with autocast():
+        fake = G(z, *cond)
+        real_logits = D(real, *cond)
+        fake_logits = D(fake.detach(), *cond)
+        loss_d = d_loss_bce(real_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    # --- Generator step through the updated, *frozen* D. -----------------------------------------
+    trainable = [p for p in D.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        with autocast():
+            loss_g = g_loss_fn(D(fake, *cond))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+    opt_g.step()
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_g": loss_g.detach(),
+        "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
+        "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
+    }
+
+
+def adam_options(device: torch.device, fast: bool) -> dict:
+    """Extra ``torch.optim.Adam`` arguments for the fast path on CUDA: one fused kernel per step, and
+    the step counter on the GPU (``capturable``) so the update can live inside a CUDA graph."""
+    if fast and torch.device(device).type == "cuda":
+        return {"fused": True, "capturable": True}
+    return {}
+
+
+def fast_path_reason(device: torch.device, distributed: bool) -> str | None:
+    """Why the fast path can't be the default here (``None``: it can)."""
+    if torch.device(device).type != "cuda":
+        return "not on a CUDA device"
+    if distributed:
+        return "DistributedDataParallel runs the plain step (its all-reduce hooks fire during backward)"
+    return None
+
+
+class FastGANStep:
+    """GAN updates on a resident data set, ``steps_per_graph`` at a time, as a replayed CUDA graph.
+
+    Use::
+
+        stepper = FastGANStep(G, D, opt_g, opt_d, images, batch_size, z_dim, g_loss_fn)
+        stepper.begin_epoch(order, offset)   # the epoch's permutation (CPU, int64), first step index
+        stepper.run(k, noise_gen)            # k updates; the noise comes from noise_gen, B rows a step
+        sums = stepper.take_sums()           # {'loss_d': Σ over the steps since the last call, ...}
+
+    ``opt_g``/``opt_d`` must be Adam with :func:`adam_options` (``capturable``) for graph capture.
+    ``use_graph=None`` captures on CUDA and runs eagerly elsewhere.
+    """
+
+    def __init__(self, G: nn.Module, D: nn.Module, opt_g, opt_d, images: torch.Tensor, batch_size: int,
+                 z_dim: int, g_loss_fn, *, labels: torch.Tensor | None = None, bf16: bool = False,
+                 steps_per_graph: int = 1, use_graph: bool | None = None, freeze_d: bool = True,
+                 cudnn_benchmark: bool = True, channels_last: bool = False, warmup_steps: int = 3):
+        if steps_per_graph < 1:
+            raise ValueError(f"steps_per_graph must be >= 1, got {steps_per_graph}")
+        self.device = images.device
+        on_cuda = self.device.type == "cuda"
+        self.use_graph = on_cuda if use_graph is None else bool(use_graph)
+        if self.use_graph and not on_cuda:
+            raise ValueError("CUDA graphs need a CUDA device; pass use_graph=False to run the same steps eagerly")
+        self.G, self.D, self.opt_g, self.opt_d = G, D, opt_g, opt_d
+        self.g_loss_fn = g_loss_fn
+        self.B, self.z_dim, self.K = batch_size, z_dim, steps_per_graph
+        self.steps_per_epoch = images.shape[0] // batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{images.shape[0]} images are fewer than one batch of {batch_size}")
+        self.update = gan_train_step_frozen_d if freeze_d else _plain_step()
+        self.autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False))
+                         if bf16 and on_cuda else contextlib.nullcontext)  # no weight-cast cache: graphs
+        self.cudnn_benchmark, self.warmup_steps = cudnn_benchmark, warmup_steps
+        if channels_last:
+            _to_channels_last(G, D, opt_g, opt_d)
+            images = images.contiguous(memory_format=torch.channels_last)
+        self.images = images
+        self.labels = labels
+        # Static buffers: the graph reads and writes these addresses on every replay.
+        self.order = torch.arange(images.shape[0], device=self.device)  # the epoch's permutation
+        self.cursor = torch.zeros((), dtype=torch.long, device=self.device)  # step index within the epoch
+        self.batch_offsets = torch.arange(batch_size, device=self.device)
+        self.z = torch.zeros(self.K * batch_size, z_dim, device=self.device)  # one replay's noise
+        self.sums = torch.zeros(len(STAT_KEYS), device=self.device)
+        self.graphs: dict[int, torch.cuda.CUDAGraph] | None = None
+
+    # -- the work of k steps (captured once, or run eagerly) --------------------------------------
+
+    def _steps(self, k: int) -> None:
+        for j in range(k):
+            positions = self.cursor * self.B + self.batch_offsets  # (B,) on the device
+            idx = self.order.index_select(0, positions)
+            real = self.images.index_select(0, idx)  # (B, 1, 28, 28)
+            z = self.z[j * self.B:(j + 1) * self.B]  # (B, z_dim)
+            labels = None if self.labels is None else self.labels.index_select(0, idx)
+            stats = self.update(self.G, self.D, self.opt_g, self.opt_d, real, z, self.g_loss_fn,
+                                self.autocast, **({} if labels is None else {"labels": labels}))
+            self.sums.add_(torch.stack([stats[key].float() for key in STAT_KEYS]))
+            self.cursor.add_(1)
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    def begin_epoch(self, order: torch.Tensor, offset: int = 0) -> None:
+        """Load an epoch's permutation of the data (CPU int64) and start at step ``offset``."""
+        if order.shape != self.order.shape:
+            raise ValueError(f"order must be a permutation of {self.order.shape[0]} indices, got {tuple(order.shape)}")
+        self.order.copy_(_pinned(order.to(torch.long)), non_blocking=True)
+        self.cursor.fill_(offset)
+
+    def run(self, k: int, noise_gen: torch.Generator) -> None:
+        """``k`` updates from the current position; none may cross the epoch's end."""
+        if self.use_graph and self.graphs is None:
+            self._capture()
+        done = 0
+        while done < k:
+            n = self.K if k - done >= self.K else 1
+            self._load_noise(n, noise_gen)
+            if self.graphs is not None:
+                self.graphs[n].replay()
+            else:
+                self._steps(n)
+            done += n
+
+    def take_sums(self) -> dict[str, torch.Tensor]:
+        """The statistics summed over the steps since the last call (device tensors), then reset."""
+        sums = self.sums.clone()
+        self.sums.zero_()
+        return dict(zip(STAT_KEYS, sums.unbind()))
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _load_noise(self, n_steps: int, noise_gen: torch.Generator) -> None:
+        # One randn call per step, as the plain loop makes them: the same numbers, in the same order.
+        host = _pinned_empty((n_steps * self.B, self.z_dim), self.device.type == "cuda")
+        for j in range(n_steps):
+            torch.randn(self.B, self.z_dim, generator=noise_gen, out=host[j * self.B:(j + 1) * self.B])
+        # Asynchronous from pinned memory: the CPU draws the next batch while the GPU trains on this
+        # one. (The caching host allocator keeps `host` alive until the copy has run.)
+        self.z[:n_steps * self.B].copy_(host, non_blocking=True)
+
+    def _capture(self) -> None:
+        saved = _snapshot(self.G, self.D, self.opt_g, self.opt_d, self.cursor, self.sums)
+        benchmark_before = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark or benchmark_before
+        try:
+            self._warm_up()
+            graphs = {}
+            for n in sorted({1, self.K}):
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    self._steps(n)
+                graphs[n] = graph
+            self.graphs = graphs
+        except Exception as e:  # noqa: BLE001 - any capture failure: same steps, eagerly
+            warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {e}); running the same steps "
+                          "without a graph (slower, same results)", RuntimeWarning, stacklevel=3)
+            self.graphs, self.use_graph = None, False
+        finally:
+            torch.backends.cudnn.benchmark = benchmark_before
+            _restore(saved, self.G, self.D, self.opt_g, self.opt_d, self.cursor, self.sums)
+
+    def _warm_up(self) -> None:
+        """A few eager steps on a side stream (what graph capture asks for): cuDNN/cuBLAS pick their
+        algorithms and workspaces, Adam creates its state. Their effects are undone by the caller."""
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            self.z.copy_(torch.randn(self.z.shape, generator=torch.Generator().manual_seed(0)))
+            for _ in range(max(1, self.warmup_steps)):
+                self.cursor.zero_()  # always a valid batch, however short the epoch
+                self._steps(1)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        torch.cuda.synchronize(self.device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+def _plain_step():
+    from .train import gan_train_step  # the library's step itself (import here: train imports us)
+
+    return gan_train_step
+
+
+def _pinned(x: torch.Tensor) -> torch.Tensor:
+    return x.pin_memory() if torch.cuda.is_available() else x
+
+
+def _pinned_empty(shape, pin: bool) -> torch.Tensor:
+    return torch.empty(shape, pin_memory=pin)
+
+
+@torch.no_grad()
+def _snapshot(G, D, opt_g, opt_d, *tensors) -> dict:
+    return {
+        "modules": [{k: v.clone() for k, v in m.state_dict().items()} for m in (G, D)],
+        "optimizers": [{p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)} for p, st in opt.state.items()}
+                       for opt in (opt_g, opt_d)],
+        "tensors": [t.clone() for t in tensors],
+    }
+
+
+@torch.no_grad()
+def _restore(saved: dict, G, D, opt_g, opt_d, *tensors) -> None:
+    """Put back weights, batch-norm statistics, Adam's moments and step counts *in place* (the graph
+    holds their addresses). Adam state that the warm-up created is zeroed: a fresh Adam's state."""
+    for module, state in zip((G, D), saved["modules"]):
+        for k, v in module.state_dict().items():
+            v.copy_(state[k])
+    for opt, state in zip((opt_g, opt_d), saved["optimizers"]):
+        for p, st in opt.state.items():
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    v.copy_(state[p][k]) if p in state else v.zero_()
+    for t, v in zip(tensors, saved["tensors"]):
+        t.copy_(v)
+
+
+def _to_channels_last(G, D, opt_g, opt_d) -> None:
+    """Convert the 4-D weights (and any Adam moments already made for them) to NHWC strides."""
+    for m in (G, D):
+        m.to(memory_format=torch.channels_last)
+    for opt in (opt_g, opt_d):
+        for p, st in opt.state.items():
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.dim() == 4:
+                    st[k] = v.contiguous(memory_format=torch.channels_last)

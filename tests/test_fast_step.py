@@ -1,0 +1,206 @@
+"""The fast GPU path (imagegen_lib.fast_step) computes what the plain loop computes.
+
+CI has no GPU, so these run the fast path's own step functions *eagerly* on the CPU: the batch
+gathered by index_select at a device-side cursor, the noise drawn into a buffer, D frozen in the G
+step, statistics summed in a tensor, several steps per call, and the warm-up that capture needs
+undone. Only the graph capture itself (and fused, capturable Adam) is left for the GPU run of
+benchmarks/train_speed.py.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from imagegen_lib.checkpoint import load_optimizer, optimizer_tensors
+from imagegen_lib.fast_step import (STAT_KEYS, FastGANStep, _restore, _snapshot, fast_path_reason,
+                                    gan_train_step_frozen_d)
+from imagegen_lib.losses import g_loss_nonsaturating
+from imagegen_lib.models.gan import build_gan
+from imagegen_lib.train import _steps_to_next_event, gan_train_step, train_gan
+
+from conftest import make_tiny_config
+
+
+def _assert_same(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    """Bit for bit: on a CPU the fast path's arithmetic is the plain loop's, operation for operation."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    different = [k for k in sa if not torch.equal(sa[k], sb[k])]
+    assert different == [], f"tensors differ: {different}"
+
+
+def _pair(arch="dcgan", seed=0):
+    torch.manual_seed(seed)
+    G, D = build_gan(arch, z_dim=16, width=8)
+    opt = lambda m: torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.5, 0.999))  # noqa: E731
+    return G, D, opt(G), opt(D)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "mlpgan"])
+def test_frozen_d_step_equals_the_library_step(mnist_tiny, arch):
+    """Skipping D's weight gradients in the G step changes no weight and no statistic."""
+    G1, D1, og1, od1 = _pair(arch)
+    G2, D2, og2, od2 = copy.deepcopy(G1), copy.deepcopy(D1), *(None, None)
+    og2 = torch.optim.Adam(G2.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    od2 = torch.optim.Adam(D2.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    gen = torch.Generator().manual_seed(1)
+    for s in range(3):
+        real, z = mnist_tiny[0][32 * s:32 * (s + 1)], torch.randn(32, 16, generator=gen)
+        a = gan_train_step(G1, D1, og1, od1, real, z, g_loss_nonsaturating)
+        b = gan_train_step_frozen_d(G2, D2, og2, od2, real, z, g_loss_nonsaturating)
+        for k in STAT_KEYS:
+            assert torch.equal(a[k], b[k]), k
+    _assert_same(G1, G2)
+    _assert_same(D1, D2)
+    assert all(p.requires_grad for p in D2.parameters())  # D is unfrozen again afterwards
+
+
+def test_frozen_d_step_computes_no_d_gradients_in_the_g_step(mnist_tiny):
+    G, D, og, od = _pair()
+    gan_train_step_frozen_d(G, D, og, od, mnist_tiny[0][:32], torch.randn(32, 16), g_loss_nonsaturating)
+    d_grads = [p.grad for p in D.parameters()]
+    G2, D2, og2, od2 = _pair()
+    gan_train_step(G2, D2, og2, od2, mnist_tiny[0][:32], torch.randn(32, 16), g_loss_nonsaturating)
+    # The plain step leaves G-step gradients (D step + G step summed) in D; the frozen one only D's own.
+    assert all(g is not None for g in d_grads)
+    assert any(not torch.allclose(a, b.grad) for a, b in zip(d_grads, D2.parameters()))
+
+
+@pytest.mark.parametrize("steps_per_graph", [1, 3])
+def test_stepper_equals_plain_steps(mnist_tiny, steps_per_graph):
+    """FastGANStep run eagerly, K steps a call: the batch via index_select at the cursor, noise from
+    the same generator, statistics summed on the device — same weights as the plain loop."""
+    images = mnist_tiny[0][:128]
+    order = torch.randperm(128, generator=torch.Generator().manual_seed(5))
+    G1, D1, og1, od1 = _pair()
+    G2, D2, og2, od2 = copy.deepcopy(G1), copy.deepcopy(D1), None, None
+    og2 = torch.optim.Adam(G2.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    od2 = torch.optim.Adam(D2.parameters(), lr=1e-3, betas=(0.5, 0.999))
+
+    noise = torch.Generator().manual_seed(9)
+    sums = dict.fromkeys(STAT_KEYS, 0.0)
+    for i in range(1, 4):  # steps 1..3 of the epoch (the stepper starts at offset 1)
+        real = images[order[32 * i:32 * (i + 1)]]
+        stats = gan_train_step(G1, D1, og1, od1, real, torch.randn(32, 16, generator=noise), g_loss_nonsaturating)
+        sums = {k: sums[k] + stats[k] for k in STAT_KEYS}
+
+    stepper = FastGANStep(G2, D2, og2, od2, images, 32, 16, g_loss_nonsaturating, steps_per_graph=steps_per_graph)
+    assert not stepper.use_graph  # CPU: the same steps, eagerly
+    stepper.begin_epoch(order, offset=1)
+    stepper.run(3, torch.Generator().manual_seed(9))
+    got = stepper.take_sums()
+    _assert_same(G1, G2)
+    _assert_same(D1, D2)
+    for k in STAT_KEYS:
+        assert torch.equal(got[k], sums[k]), k
+    assert float(stepper.take_sums()["loss_d"]) == 0.0  # take_sums resets
+    assert int(stepper.cursor) == 4
+
+
+def test_warm_up_is_undone_exactly(mnist_tiny):
+    """Graph capture needs eager warm-up steps; _snapshot/_restore must make them leave no trace,
+    including the Adam state the warm-up creates (zeroed = a fresh Adam's state)."""
+    images = mnist_tiny[0][:128]
+    G1, D1, og1, od1 = _pair()
+    G2, D2, og2, od2 = copy.deepcopy(G1), copy.deepcopy(D1), None, None
+    og2 = torch.optim.Adam(G2.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    od2 = torch.optim.Adam(D2.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    steppers = [FastGANStep(*m, images, 32, 16, g_loss_nonsaturating) for m in ((G1, D1, og1, od1), (G2, D2, og2, od2))]
+
+    saved = _snapshot(G2, D2, og2, od2, steppers[1].cursor, steppers[1].sums)
+    steppers[1].run(2, torch.Generator().manual_seed(123))  # the "warm-up": moves everything
+    assert len(og2.state) > 0
+    _restore(saved, G2, D2, og2, od2, steppers[1].cursor, steppers[1].sums)
+
+    for s in steppers:
+        s.begin_epoch(torch.arange(128))
+        s.run(3, torch.Generator().manual_seed(7))
+    _assert_same(G1, G2)
+    _assert_same(D1, D2)
+    for k in STAT_KEYS:
+        assert torch.equal(steppers[0].sums, steppers[1].sums), k
+
+
+@pytest.fixture(scope="module")
+def images128():
+    from imagegen_lib import data
+
+    return data.load_images("mnist", "train", (-1, 1), limit=128)[0]
+
+
+def _run(images, fast, out=None, **kw):
+    config_kw = {k: kw.pop(k) for k in list(kw) if k != "resume" and k != "max_steps"}
+    config = make_tiny_config(**{"epochs": 2, "seed": 3, "log_every": 3, "sample_every": 4, **config_kw})
+    return train_gan(config, images=images, out_dir=out, device="cpu", progress=False, fast=fast, **kw)
+
+
+def test_train_gan_fast_path_equals_plain_loop(images128):
+    """The whole loop: fast=True (eager on CPU) and fast=False give the same weights, history and
+    samples, bit for bit. (On a GPU cuDNN's algorithm choices make them agree to rounding only.)"""
+    plain, fast = _run(images128, fast=False), _run(images128, fast=True)
+    assert plain.steps == fast.steps == 8
+    _assert_same(plain.G, fast.G)
+    _assert_same(plain.D, fast.D)
+    assert [r["step"] for r in plain.history] == [r["step"] for r in fast.history] == [3, 6, 8]
+    for a, b in zip(plain.history, fast.history):
+        for k in STAT_KEYS:
+            assert a[k] == b[k], k
+    assert [s for s, _ in plain.samples] == [s for s, _ in fast.samples] == [4, 8]
+    assert torch.equal(plain.samples[-1][1], fast.samples[-1][1])
+
+
+def test_resume_across_paths_is_exact(images128, tmp_path):
+    """Stop a fast run mid-epoch, resume it with the plain loop (and the reverse): the result is
+    the straight run's, because both paths draw the same noise and save the same state."""
+    straight = _run(images128, fast=False)
+    for first, second in ((True, False), (False, True)):
+        out = tmp_path / f"run_{first}"
+        _run(images128, fast=first, out=out, max_steps=5)
+        resumed = _run(images128, fast=second, out=out, resume=True)
+        assert resumed.steps == 8
+        _assert_same(straight.G, resumed.G)
+        _assert_same(straight.D, resumed.D)
+
+
+def test_conditional_gan_runs_the_fast_path_too(mnist_tiny):
+    images, labels = mnist_tiny[0][:128], mnist_tiny[1][:128]
+    runs = [train_gan(make_tiny_config(arch="cgan", epochs=1, log_every=2, sample_every=1000), images=images,
+                      labels=labels, device="cpu", progress=False, fast=fast) for fast in (False, True)]
+    _assert_same(runs[0].G, runs[1].G)
+    _assert_same(runs[0].D, runs[1].D)
+
+
+def test_steps_to_next_event():
+    config = make_tiny_config(log_every=50, sample_every=500, ckpt_every=1000)
+    assert _steps_to_next_event(0, config, 468, 10_000) == 50
+    assert _steps_to_next_event(460, config, 468, 10_000) == 8  # the epoch ends first
+    assert _steps_to_next_event(490, config, 468, 10_000) == 10
+    assert _steps_to_next_event(490, config, 468, 493) == 3  # the run ends first
+
+
+def test_fast_path_is_the_default_only_where_it_applies():
+    assert fast_path_reason(torch.device("cpu"), False) is not None
+    assert fast_path_reason(torch.device("cuda"), True) is not None
+    assert fast_path_reason(torch.device("cuda"), False) is None
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        G, D, og, od = _pair()
+        FastGANStep(G, D, og, od, torch.zeros(64, 1, 28, 28), 32, 16, g_loss_nonsaturating, use_graph=True)
+
+
+def test_optimizer_checkpoints_load_whatever_implementation_wrote_them():
+    """A GPU run's Adam is fused and capturable; its checkpoint must resume on a CPU's plain Adam."""
+    G, _, opt, _ = _pair()
+    G(torch.randn(4, 16)).mean().backward()
+    opt.step()
+    tensors, meta = optimizer_tensors(opt, "opt")
+    for group in meta["param_groups"]:
+        group.update(fused=True, capturable=True)  # as written on the GPU
+    fresh = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    load_optimizer(fresh, tensors, "opt", meta)
+    assert fresh.param_groups[0]["capturable"] is False and not fresh.param_groups[0]["fused"]
+    assert fresh.param_groups[0]["betas"] == (0.5, 0.999)
+    G(torch.randn(4, 16)).mean().backward()
+    fresh.step()  # a capturable group on CPU tensors would raise here
