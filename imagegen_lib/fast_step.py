@@ -217,6 +217,10 @@ class FastGANStep:
             self._warm_up()
             graphs = {}
             for n in sorted({1, self.K}):
+                # As in PyTorch's whole-network capture recipe: no gradient tensors going in, so the
+                # captured backward allocates them in the graph's own memory pool.
+                self.opt_g.zero_grad(set_to_none=True)
+                self.opt_d.zero_grad(set_to_none=True)
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph):
                     self._steps(n)

@@ -19,26 +19,31 @@ export PYTHONUNBUFFERED=1 IMAGEGEN_DATA=${IMAGEGEN_DATA:-.gpu/data}
 EPOCHS=${EPOCHS:-5}
 BENCH_BUDGET=${BENCH_BUDGET:-170}  # seconds after which train_speed.py starts no further variant
 SEEDS=${SEEDS:-"0 1"}
+# For a dry run of the plumbing on a CPU: DEVICE=cpu BENCH_ARGS=--quick TRAIN_ARGS="--limit 512 --width 8" EVAL_N=500
+DEVICE=${DEVICE:-cuda}
+BENCH_ARGS=${BENCH_ARGS:-}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+EVAL_N=${EVAL_N:-10000}
 start=$SECONDS
 stamp() { echo "[$((SECONDS - start)) s] $*"; }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())"
 python3 -c "import torchvision; print('torchvision', torchvision.__version__)" || echo "torchvision missing: the tutorial row uses its IDX fallback"
 
 stamp "1. speed table"
-timeout $((BENCH_BUDGET + 150)) python3 benchmarks/train_speed.py --device cuda --time-budget "$BENCH_BUDGET" \
-  --out-dir "$out" > "$out/bench.log" 2>&1
+timeout $((BENCH_BUDGET + 150)) python3 benchmarks/train_speed.py --device "$DEVICE" --time-budget "$BENCH_BUDGET" \
+  --out-dir "$out" $BENCH_ARGS > "$out/bench.log" 2>&1
 echo "train_speed exit $?" >> "$out/bench.log"
 grep -E '^  |exit|Error' "$out/bench.log" | grep -v '^|' | tail -n 40
 
-stamp "2. torchrun --nproc_per_node 1 (DDP on CUDA, NCCL)"
+stamp "2. torchrun --nproc_per_node 1 (DDP: NCCL on CUDA, gloo on CPU)"
 {
   timeout 150 python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m imagegen_lib.cli train dcgan \
-    --max-steps 200 --out "$work/ddp1" --device cuda --no-progress
+    --max-steps 200 --out "$work/ddp1" --device "$DEVICE" --no-progress $TRAIN_ARGS
   echo "torchrun exit $?"
   timeout 150 python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m imagegen_lib.cli train dcgan \
-    --max-steps 300 --resume --out "$work/ddp1" --device cuda --no-progress
+    --max-steps 300 --resume --out "$work/ddp1" --device "$DEVICE" --no-progress $TRAIN_ARGS
   echo "torchrun --resume exit $?"
   python3 - "$work/ddp1/last.json" <<'EOF'
 import json, sys
@@ -53,16 +58,16 @@ stamp "3. quality: fast vs eager, ${EPOCHS} epochs, seeds ${SEEDS} (side by side
 for seed in $SEEDS; do
   for mode in fast eager; do
     flag=""; [ "$mode" = eager ] && flag="--eager"
-    timeout 240 python3 -m imagegen_lib.cli train dcgan --epochs "$EPOCHS" --seed "$seed" --device cuda --no-progress \
-      $flag --out "$work/q_${mode}_s${seed}" > "$work/q_${mode}_s${seed}.train.log" 2>&1 &
+    timeout 240 python3 -m imagegen_lib.cli train dcgan --epochs "$EPOCHS" --seed "$seed" --device "$DEVICE" --no-progress \
+      $flag $TRAIN_ARGS --out "$work/q_${mode}_s${seed}" > "$work/q_${mode}_s${seed}.train.log" 2>&1 &
   done
 done
 wait
 stamp "   training done; evaluating"
 for seed in $SEEDS; do
   for mode in fast eager; do
-    timeout 200 python3 -m imagegen_lib.cli eval "$work/q_${mode}_s${seed}/generator.safetensors" --n 10000 \
-      --device cuda --json "$work/q_${mode}_s${seed}.eval.json" > "$work/q_${mode}_s${seed}.eval.log" 2>&1 &
+    timeout 200 python3 -m imagegen_lib.cli eval "$work/q_${mode}_s${seed}/generator.safetensors" --n "$EVAL_N" \
+      --device "$DEVICE" --json "$work/q_${mode}_s${seed}.eval.json" > "$work/q_${mode}_s${seed}.eval.log" 2>&1 &
   done
 done
 wait

@@ -22,6 +22,8 @@
 # Every knob can be overridden from the environment (MAIN_MIN, RESNET_ARGS, SRCNN_ARGS, ...).
 # PHASE=all (default) does everything in one command; PHASE=main trains the x3 models only (the
 # main run then gets the whole command), PHASE=finetune only the x2/x4 fine-tunes from X3_MODEL.
+# SMALL=0/1 leaves out / adds the SRCNN and ESPCN runs (default: with every phase but finetune):
+# five processes time-slice one GPU, so the main run is fastest alone.
 set -uo pipefail
 out=${1:?usage: gpu_train_sr.sh OUT_DIR}
 mkdir -p "$out"
@@ -67,7 +69,7 @@ small() {  # small ARCH NAME EXTRA...
       > "$out/$name.log" 2>&1
     evaluate "$name" ) &
 }
-if [ "$PHASE" != finetune ]; then
+if [ "${SMALL:-$([ "$PHASE" = finetune ] && echo 0 || echo 1)}" = 1 ]; then
   small srcnn sr_srcnn_x3
   small espcn sr_espcn_x3
   small srcnn sr_srcnn_skip_x3 --global-skip

@@ -22,6 +22,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+import ddp_worker
 from imagegen_lib import cli
 from imagegen_lib.checkpoint import load_checkpoint
 from imagegen_lib.models.gan import build_gan
@@ -48,19 +49,13 @@ def _torchrun(argv: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=150)
 
 
-def _rank_main(rank: int, argv: list[str], world: int, port: int) -> None:
-    # What torchrun puts in each worker's environment; then the real CLI entry point.
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    status = cli.main(argv)
-    if status != 0:
-        raise RuntimeError(f"rank {rank}: imagegen exited with {status}")
-
-
 def _spawn(argv: list[str], world: int = 2) -> None:
-    """torchrun's environment without its start-up cost: forked workers share the imported torch
-    (about 3 s a launch instead of 15-20 s on a busy 2-core machine)."""
-    mp.start_processes(_rank_main, args=(argv, world, _free_port()), nprocs=world, start_method="fork")
+    """torchrun's environment without its start-up cost: the workers are forked from a fork server
+    that has imported torch once (a clean process: forking pytest itself, threads and all, could
+    deadlock), so a launch costs a second or two instead of 15-20 s on a busy 2-core machine."""
+    mp.set_forkserver_preload(["torch", "imagegen_lib.train", "ddp_worker"])
+    mp.start_processes(ddp_worker.rank_main, args=(argv, world, _free_port()), nprocs=world,
+                       start_method="forkserver")
 
 
 def _tensors(run: Path) -> tuple[dict, dict]:

@@ -204,3 +204,80 @@ def test_optimizer_checkpoints_load_whatever_implementation_wrote_them():
     assert fresh.param_groups[0]["betas"] == (0.5, 0.999)
     G(torch.randn(4, 16)).mean().backward()
     fresh.step()  # a capturable group on CPU tensors would raise here
+
+
+class _StandInGraph:
+    """What the fast path needs of torch.cuda.CUDAGraph, on a CPU: capture records which work was
+    captured (and, like a real capture, executes none of it); replay runs that work."""
+
+    capturing = None
+
+    def __init__(self):
+        self.owner, self.k, self.replays = None, None, 0
+
+    def replay(self):
+        self.replays += 1
+        FastGANStep._steps(self.owner, self.k)
+
+
+class _RecordingStepper(FastGANStep):
+    def _steps(self, k):
+        graph = _StandInGraph.capturing
+        if graph is None:
+            return super()._steps(k)
+        graph.owner, graph.k = self, k
+
+
+@pytest.fixture
+def stand_in_cuda(monkeypatch):
+    """torch.cuda's stream and graph API replaced by stand-ins, so _capture's orchestration (warm-up
+    on a side stream, capture of the 1-step and K-step graphs, undoing the warm-up) runs on a CPU."""
+    import contextlib
+
+    class Stream:
+        def __init__(self, *a, **k):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    @contextlib.contextmanager
+    def graph(g, **kw):
+        _StandInGraph.capturing = g
+        try:
+            yield
+        finally:
+            _StandInGraph.capturing = None
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: Stream())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _StandInGraph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+
+
+@pytest.mark.parametrize("n_images, offset, steps, replays", [(256, 1, 7, (1, 2)), (64, 1, 1, (1, 0))])
+def test_graph_orchestration_leaves_the_updates_unchanged(mnist_tiny, stand_in_cuda, n_images, offset, steps,
+                                                          replays):
+    """With K=3 graphs: 7 steps = two K-step replays + one 1-step replay, after a warm-up whose
+    effects (weights, BN statistics, Adam state, cursor, sums) must all be undone. And an epoch of
+    2 steps, started at its last one: the warm-up's 3 steps must stay inside the data."""
+    images = mnist_tiny[0][:n_images]
+    G1, D1, og1, od1 = _pair()
+    G2, D2 = copy.deepcopy(G1), copy.deepcopy(D1)
+    og2 = torch.optim.Adam(G2.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    od2 = torch.optim.Adam(D2.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    order = torch.randperm(n_images, generator=torch.Generator().manual_seed(2))
+
+    plain = FastGANStep(G1, D1, og1, od1, images, 32, 16, g_loss_nonsaturating, steps_per_graph=3)
+    graphed = _RecordingStepper(G2, D2, og2, od2, images, 32, 16, g_loss_nonsaturating, steps_per_graph=3)
+    graphed.use_graph = True  # as on a GPU
+    for s in (plain, graphed):
+        s.begin_epoch(order, offset=offset)
+        s.run(steps, torch.Generator().manual_seed(4))
+    assert sorted(graphed.graphs) == [1, 3]
+    assert (graphed.graphs[1].replays, graphed.graphs[3].replays) == replays
+    _assert_same(G1, G2)
+    _assert_same(D1, D2)
+    assert torch.equal(plain.sums, graphed.sums) and int(graphed.cursor) == offset + steps
