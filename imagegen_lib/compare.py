@@ -58,7 +58,7 @@ PUBLISHED = {
 COLUMNS = [
     ("model", "model"), ("sampler", "sampler"), ("fid", "FID ↓"), ("kid", "KID ↓"), ("precision", "precision ↑"),
     ("recall", "recall ↑"), ("classes", "classes ↑"), ("params", "parameters"),
-    ("train_time", "training (GPU)"), ("gpu_per_1k", "sampling / 1k, GPU"), ("cpu_per_1k", "sampling / 1k, CPU"),
+    ("train_time", "training time"), ("gpu_per_1k", "sampling / 1k, GPU"), ("cpu_per_1k", "sampling / 1k, CPU"),
     ("published", "published FID (Inception)"),
 ]
 
@@ -238,10 +238,12 @@ def _format_row(r: dict) -> dict[str, str]:
         "precision": _num(r.get("precision"), ".3f"),
         "recall": _num(r.get("recall"), ".3f"),
         "classes": "—" if r.get("classes") is None else f"{r['classes']}/10",
-        "params": "—" if r.get("params") is None else f"{r['params'] / 1e6:.2f} M",
+        "params": "—" if r.get("params") is None else (f"{r['params'] / 1e6:.2f} M" if r["params"] >= 10_000
+                                                       else f"{r['params']:,}"),
         "train_time": "—" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f} s ({short_device})",
         "gpu_per_1k": _seconds(r.get("gpu_per_1k")),
         "cpu_per_1k": _seconds(r.get("cpu_per_1k")),
-        "published": "—" if not published or published[1] is None else f"{published[1]} ± {published[2]} ({published[0]})",
+        "published": ("—" if not published or published[1] is None
+                      else f"{published[1]} ± {published[2]} ({published[0]})"),
         "fid_pm": "—" if r.get("fid") is None else f"{r['fid']} ± {r.get('fid_std')}",
     }

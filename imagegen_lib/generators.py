@@ -186,6 +186,8 @@ class DDPMSampler(_Sampler):
         sampler, steps, eta = self._resolve(sampler, steps, eta)
         device = _device(device) if device is not None else self.device
         self.unet.to(device).eval()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # one batch shape for T calls: let cuDNN pick its fastest kernels
         schedule = self.schedule if self.schedule.betas.device == device else self.schedule.to(device)
         gen = torch.Generator(device).manual_seed(seed)
         out = []
@@ -242,9 +244,11 @@ def _timed(fn, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def measure_sampling_time(sampler: _Sampler, device="cpu", batch: int = 1000, repeats: int = 3,
+def measure_sampling_time(model: _Sampler, device="cpu", batch: int = 1000, repeats: int = 3,
                           max_seconds: float = 60.0, probe_steps: int = 5, **options) -> dict:
-    """Seconds to draw 1000 images with ``sampler`` on ``device`` (after a warm-up), and how it was measured.
+    """Seconds to draw 1000 images from ``model`` (a :func:`load_sampler` object) on ``device``, and how.
+
+    ``options``: the diffusion sampler's (``sampler='ddim', steps=50``).
 
     One-shot generators (GANs, VAE): ``batch`` images, the median of ``repeats`` runs, scaled to 1000.
     Diffusion: if the whole procedure on ``batch`` images would take over ``max_seconds`` (judged
@@ -256,17 +260,17 @@ def measure_sampling_time(sampler: _Sampler, device="cpu", batch: int = 1000, re
 
     device = _device(device)
     scale = 1000 / batch
-    if not isinstance(sampler, DDPMSampler):
-        sampler.sample(min(batch, 100), seed=0, device=device)  # warm-up: allocations, kernel choice
-        runs = [_timed(lambda: sampler.sample(batch, seed=0, device=device), device) for _ in range(repeats)]
+    if not isinstance(model, DDPMSampler):
+        model.sample(min(batch, 100), seed=0, device=device)  # warm-up: allocations, kernel choice
+        runs = [_timed(lambda: model.sample(batch, seed=0, device=device), device) for _ in range(repeats)]
         return {"seconds_per_1k": statistics.median(runs) * scale, "batch": batch, "repeats": repeats,
                 "method": f"median of {repeats} runs of {batch} images" + (f", x{scale:g}" if scale != 1 else "")}
-    name, steps, eta = sampler._resolve(**options)
-    sampler.sample(batch, seed=0, device=device, sampler="ddim", steps=1)  # warm-up
-    probe = _timed(lambda: sampler.sample(batch, seed=0, device=device, sampler="ddim", steps=probe_steps), device)
+    _, steps, _ = model._resolve(**options)
+    model.sample(batch, seed=0, device=device, sampler="ddim", steps=1)  # warm-up
+    probe = _timed(lambda: model.sample(batch, seed=0, device=device, sampler="ddim", steps=probe_steps), device)
     per_call = probe / probe_steps
     if per_call * steps <= max_seconds:
-        seconds = _timed(lambda: sampler.sample(batch, seed=0, device=device, **options), device)
+        seconds = _timed(lambda: model.sample(batch, seed=0, device=device, **options), device)
         method = f"one full run on {batch} images" + (f", x{scale:g}" if scale != 1 else "")
     else:
         seconds = per_call * steps

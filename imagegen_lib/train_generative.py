@@ -261,8 +261,9 @@ def _ddpm_job(config: DDPMConfig, device: torch.device, gen: torch.Generator) ->
     def grid():
         net = ema if ema is not None else model
         net.eval()
-        x = sample_ddim(net, schedule, 64, torch.Generator(device).manual_seed(config.seed + 2), steps=min(50, config.T),
-                        device=device, autocast=None if autocast is contextlib.nullcontext else autocast)
+        fixed = torch.Generator(device).manual_seed(config.seed + 2)  # the same x_T for every grid
+        x = sample_ddim(net, schedule, 64, fixed, steps=min(50, config.T), device=device,
+                        autocast=None if autocast is contextlib.nullcontext else autocast)
         model.train()
         return x.float().cpu()
 

@@ -18,13 +18,13 @@ from PIL import Image
 from imagegen_lib import cli
 from imagegen_lib.generators import DDPMSampler, load_sampler, measure_sampling_time
 from imagegen_lib.models.cgan import balanced_labels, build_cgan, check_labels
-from imagegen_lib.models.ddpm import (NoiseSchedule, UNet, ddim_timesteps, ddpm_loss, make_betas, sample_ancestral,
-                                      sample_ddim, timestep_embedding)
+from imagegen_lib.models.ddpm import (NoiseSchedule, UNet, ddim_timesteps, make_betas, sample_ancestral, sample_ddim,
+                                      timestep_embedding)
 from imagegen_lib.models.vae import ConvVAE, elbo_terms
 from imagegen_lib.train_generative import DDPMConfig, VAEConfig, load_ddpm, train_ddpm, train_vae
 
 TINY = ["--limit", "128", "--batch-size", "32", "--device", "cpu", "--no-progress"]
-TINY_MODEL = {"cgan": ["--width", "4", "--z-dim", "8"],
+TINY_MODEL = {"cgan": ["--width", "8", "--z-dim", "8"],
               "vae": ["--width", "4", "--hidden", "8", "--latent-dim", "2"],
               "ddpm": ["--channels", "4,4,8", "--T", "20", "--warmup", "2"]}
 EXPORT = {"cgan": "generator", "vae": "model", "ddpm": "model"}
@@ -132,6 +132,18 @@ def test_vae_shapes():
     assert r.shape == x.shape and 0 <= r.min() and r.max() <= 1
 
 
+def test_latent_traversal_sweeps_one_dimension_per_row():
+    from imagegen_lib.models.vae import latent_traversal
+
+    torch.manual_seed(0)
+    vae = ConvVAE(latent_dim=3, width=4, hidden=8)
+    grid = latent_traversal(vae, dims=[0, 2], values=torch.tensor([-1.0, 0.0, 1.0]))
+    assert grid.shape == (6, 1, 28, 28) and 0 <= grid.min() and grid.max() <= 1
+    expected = torch.sigmoid(vae.decode(torch.tensor([[0.0, 0.0, -1.0]])))  # row 2 (dim 2), value −1
+    assert torch.allclose(grid[3], expected[0], atol=1e-6)
+    assert torch.allclose(grid[1], grid[4], atol=1e-6)  # value 0 in any dimension: the same image
+
+
 def test_reparameterisation_is_exact_and_differentiable():
     mu = torch.tensor([[0.5, -1.0]], requires_grad=True)
     logvar = torch.tensor([[0.0, math.log(4.0)]], requires_grad=True)
@@ -173,10 +185,10 @@ def test_elbo_rejects_tanh_range_images():
 
 def test_vae_training_lowers_the_loss(mnist_tiny):
     x, _ = mnist_tiny
-    run = train_vae(VAEConfig(width=8, hidden=32, latent_dim=4, epochs=4, batch_size=32, log_every=8,
+    run = train_vae(VAEConfig(width=8, hidden=32, latent_dim=4, epochs=8, batch_size=32, lr=3e-3, log_every=8,
                               sample_every=1000), images=(x + 1) / 2, progress=False)
     losses = [r["loss"] for r in run.history]
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert losses[-1] < 0.75 * losses[0], losses
     assert all(r["recon"] > 0 and r["kl"] >= 0 for r in run.history)
 
 
@@ -206,7 +218,7 @@ def test_q_sample_is_the_closed_form_with_fixed_noise():
     t = torch.tensor([0, 499, 999])
     ab = torch.cumprod(1 - make_betas("linear", 1000), 0)[t].view(-1, 1, 1, 1)  # float64, by hand
     expected = ab.sqrt() * x0.double() + (1 - ab).sqrt() * noise.double()
-    assert torch.allclose(s.q_sample(x0, t, noise).double(), expected, atol=1e-6)
+    assert torch.allclose(s.q_sample(x0, t, noise).double(), expected, atol=1e-5)  # float32 vs float64
     assert torch.allclose(s.predict_x0(s.q_sample(x0, t, noise), t, noise), x0, atol=2e-3)  # inverts, given ε
 
 
@@ -284,7 +296,8 @@ def test_ddim_eta_0_is_deterministic_given_the_seed():
     b = sample_ddim(net, s, 3, torch.Generator().manual_seed(0), steps=5)
     c = sample_ddim(net, s, 3, torch.Generator().manual_seed(1), steps=5)
     assert torch.equal(a, b) and not torch.allclose(a, c)
-    assert [t for t, _ in trajectory] == [20, 15, 10, 5, 1, 0]  # x_T, the 5 steps' inputs ... x_0
+    assert ddim_timesteps(20, 5) == [19, 14, 10, 5, 0]
+    assert [t for t, _ in trajectory] == [20, 15, 11, 6, 1, 0]  # x_T = the input of step 19 (paper t = 20) ... x_0
     assert torch.equal(trajectory[-1][1], a)
 
 
@@ -301,9 +314,8 @@ def test_ddpm_training_lowers_the_loss(mnist_tiny):
 def test_ddpm_rejects_unit_range_images():
     with pytest.raises(ValueError, match=r"\[0, 1\] data.*x \* 2 - 1"):
         train_ddpm(DDPMConfig(epochs=1, batch_size=2), images=torch.rand(4, 1, 28, 28) * 0.5 + 0.5, progress=False)
-    with pytest.raises(ValueError, match="must lie in"):
-        ddpm_loss(UNet((4, 4, 8)), NoiseSchedule("linear", 10), torch.rand(2, 1, 28, 28) * 5) if False else \
-            train_ddpm(DDPMConfig(epochs=1, batch_size=2), images=torch.rand(4, 1, 28, 28) * 5, progress=False)
+    with pytest.raises(ValueError, match=r"must lie in \[-1, 1\], got \[0.*, 5\]"):
+        train_ddpm(DDPMConfig(epochs=1, batch_size=2), images=torch.rand(4, 1, 28, 28) * 5, progress=False)
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -351,8 +363,8 @@ def test_resume_continues_exactly(runs, model, tmp_path):
     b, meta_b = load_checkpoint(resumed / "last")
     assert meta_a["step"] == meta_b["step"] == 8
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), model
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in meta_a["history"]]
-    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in meta_b["history"]]
+    # each call logs its last step: the resumed run's history has a row at the break
+    assert [r["step"] for r in meta_b["history"]] == [4, 8] and [r["step"] for r in meta_a["history"]] == [8]
 
 
 def test_resume_with_other_settings_is_refused(runs, tmp_path, capsys):
@@ -393,10 +405,10 @@ def test_sample_cli_for_every_kind(runs, tmp_path, capsys):
 def test_cgan_label_fixes_the_class_the_sampler_is_asked_for(runs):
     sampler = load_sampler(runs / "cgan" / "generator")
     assert sampler.conditional and sampler.kind == "cgan"
-    sevens = sampler.sample(4, seed=0, labels=torch.full((4,), 7))
-    balanced = sampler.sample(10, seed=0)
-    assert torch.equal(sevens[0], sampler.sample(1, seed=0, labels=torch.tensor([7]))[0])
-    assert not torch.equal(sevens[1], balanced[1])  # same noise, class 7 instead of class 1
+    sevens = sampler.sample(20, seed=0, labels=torch.full((20,), 7))
+    balanced = sampler.sample(20, seed=0)  # 0, 1, ..., 9, 0, ...: image 7 is a 7, from the same noise
+    assert torch.allclose(sevens[7], balanced[7], atol=1e-6)
+    assert not torch.allclose(sevens[1], balanced[1], atol=1e-6)  # same noise, class 7 instead of class 1
     assert sampler.class_grid(rows=2).shape == (20, 1, 28, 28)
 
 
@@ -417,7 +429,7 @@ def test_bad_sampling_requests(runs, argv, message, tmp_path, capsys):
         argv += ["--out", str(tmp_path / "g.png")]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("imagegen: error:") and message in err
+    assert "imagegen: error:" in err and message in err
     assert not (tmp_path / "g.png").exists()
 
 
@@ -451,7 +463,8 @@ def test_eval_cli_for_every_kind(runs, tmp_path):
         assert r["run"]["command"].startswith("imagegen eval")
     assert results["ddpm"]["sampler"] == "ddim3" and results["ddpm"]["kind"] == "ddpm"
     assert results["cgan"]["sampler"] is None and results["cgan"]["arch"] == "cgan"
-    assert results["vae"]["n_params"] == sum(p.numel() for p in load_sampler(runs / "vae" / "model").vae.decoder.parameters())
+    decoder = load_sampler(runs / "vae" / "model").vae.decoder
+    assert results["vae"]["n_params"] == sum(p.numel() for p in decoder.parameters())  # what sampling runs
 
 
 def test_gan_sampling_is_unchanged_for_the_shipped_dcgan():
@@ -518,7 +531,8 @@ def test_comparison_table_from_a_manifest():
             "ancestral1000": _m(1.5, sample_seconds_per_1k=30.0, sample_device="NVIDIA H100 80GB HBM3"),
             "ddim50": _m(2.5), "ddim10_n200": _m(9.0, n=200)},
             "sampling_time": {"cpu": {"ddim50": {"seconds_per_1k": 120.0, "method": "x"}}}}),
-        "dcgan_mnist": _fake_entry("dcgan", "gan-generator", _m(2.0, sampling_time={"cpu": {"default": {"seconds_per_1k": 0.5}}})),
+        "dcgan_mnist": _fake_entry("dcgan", "gan-generator",
+                                   _m(2.0, sampling_time={"cpu": {"default": {"seconds_per_1k": 0.5}}})),
         "vae_mnist": _fake_entry("vae", "vae", _m(20.0)),
         "classifier_mnist": {"kind": "classifier", "dataset": "mnist"},
         "dcgan_fashion": {**_fake_entry("dcgan", "gan-generator", _m(3.0)), "dataset": "fashion-mnist"},
@@ -553,5 +567,6 @@ def test_comparison_table_counts_parameters_from_the_checkpoints(runs, tmp_path)
     table = comparison_table(dataset="mnist", manifest=read_manifest(tmp_path), checkpoint_dir=tmp_path)
     params = {r["model"]: r["params"] for r in table.rows}
     assert params["DDPM"] == sum(p.numel() for p in load_sampler(runs / "ddpm" / "model").unet.parameters())
-    assert params["conditional DCGAN"] == sum(p.numel() for p in load_sampler(runs / "cgan" / "generator").G.parameters())
+    G = load_sampler(runs / "cgan" / "generator").G
+    assert params["conditional DCGAN"] == sum(p.numel() for p in G.parameters())
     assert all(v > 0 for v in params.values())

@@ -175,6 +175,7 @@ def format_report(result: dict) -> str:
             value = f"{result[key]:.4f}"
         lines.append(f"  {label:<16}{value:>20}   {better:<7}{meaning}")
     if "sample_seconds_per_1k" in result:
-        lines.append(f"\n  sampling: {result['sample_seconds_per_1k']:.3g} s per 1000 images on {result['sample_device']}")
+        lines.append(f"\n  sampling: {result['sample_seconds_per_1k']:.3g} s per 1000 images "
+                     f"on {result['sample_device']}")
     lines.append(f"\n{result['seconds']:.1f} s")
     return "\n".join(lines)

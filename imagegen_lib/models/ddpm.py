@@ -119,7 +119,10 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv, + the time embedding, GroupNorm-SiLU-conv, + a skip: ``(N, c_in, H, W) -> (N, c_out, H, W)``."""
+    """GroupNorm-SiLU-conv, + the time embedding, GroupNorm-SiLU-conv, + a skip.
+
+    ``(N, c_in, H, W) -> (N, c_out, H, W)``.
+    """
 
     def __init__(self, c_in: int, c_out: int, t_dim: int):
         super().__init__()

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvVAE", "elbo_terms", "check_unit_images"]
+__all__ = ["ConvVAE", "elbo_terms", "check_unit_images", "latent_traversal"]
 
 
 class ConvVAE(nn.Module):
@@ -89,6 +89,29 @@ class ConvVAE(nn.Module):
         """Mean reconstruction ``sigmoid(f(μ(x)))`` in [0, 1] (no sampling: the posterior mean)."""
         mu, _ = self.encode(x)
         return torch.sigmoid(self.decode(mu))
+
+
+@torch.no_grad()
+def latent_traversal(vae: ConvVAE, z: torch.Tensor | None = None, dims=None,
+                     values: torch.Tensor | None = None) -> torch.Tensor:
+    """Decode ``z`` with one latent coordinate swept at a time: what each dimension has learnt to draw.
+
+    Returns ``(len(dims) · len(values), 1, 28, 28)`` mean images in [0, 1], one row per dimension
+    (show with ``nrow=len(values)``). ``z`` defaults to the prior's mean (zeros), ``dims`` to all,
+    ``values`` to nine points from −3 to 3 (the prior's ±3σ).
+    """
+    device = next(vae.parameters()).device
+    z = torch.zeros(vae.latent_dim) if z is None else z.detach().flatten().float().cpu()
+    dims = list(range(vae.latent_dim)) if dims is None else list(dims)
+    values = torch.linspace(-3, 3, 9) if values is None else torch.as_tensor(values, dtype=torch.float32)
+    codes = z.repeat(len(dims) * len(values), 1)  # (D·V, latent)
+    for row, d in enumerate(dims):
+        codes[row * len(values):(row + 1) * len(values), d] = values
+    was_training = vae.training
+    vae.eval()
+    images = torch.sigmoid(vae.decode(codes.to(device)).float()).cpu()
+    vae.train(was_training)
+    return images
 
 
 def check_unit_images(x: torch.Tensor) -> None:
