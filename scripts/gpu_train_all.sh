@@ -3,6 +3,7 @@
 # each of these small models leaves an H100 mostly idle, so four runs side by side cost the
 # wall time of the slowest one. Usage (on the GPU machine, repo root):
 #   IMAGEGEN_DATA=.gpu/data IMAGEGEN_GIT_COMMIT=<sha> bash scripts/gpu_train_all.sh OUT_DIR
+# <sha>: run `git rev-parse HEAD` here and paste it: the device machine's copy of .git can be stale.
 set -uo pipefail
 out=${1:?usage: gpu_train_all.sh OUT_DIR}
 mkdir -p "$out"

@@ -8,6 +8,7 @@
 #
 # Usage (on the GPU machine, repo root; everything ends within ~9.5 minutes):
 #   IMAGEGEN_DATA=.gpu/data IMAGEGEN_GIT_COMMIT=<sha> bash scripts/gpu_train_q5.sh OUT_DIR
+# <sha>: run `git rev-parse HEAD` here and paste it: the device machine's copy of .git can be stale.
 # Then, back home:
 #   python scripts/merge_manifest.py OUT_DIR/checkpoints     # copies the new files, merges their entries
 #   python scripts/time_sampling.py                          # CPU sampling times (1 thread), into the manifest

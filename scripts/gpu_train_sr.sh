@@ -19,6 +19,7 @@
 # Usage (on the GPU machine, repo root; data prepared by scripts/prepare_gpu_data.sh and carried as
 # .gpu/sr; BSD100 is scored on the CPU afterwards):
 #   IMAGEGEN_GIT_COMMIT=<sha> bash scripts/gpu_train_sr.sh OUT_DIR
+# <sha>: run `git rev-parse HEAD` here and paste it: the device machine's copy of .git can be stale.
 # Every knob can be overridden from the environment (MAIN_MIN, RESNET_ARGS, SRCNN_ARGS, ...).
 # PHASE=all (default) does everything in one command; PHASE=main trains the x3 models only (the
 # main run then gets the whole command), PHASE=finetune only the x2/x4 fine-tunes from X3_MODEL.
