@@ -22,19 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from .cli_types import non_negative_float as _non_negative_float
+
 __all__ = ["add_train_parsers", "add_sampler_args", "sampler_options", "cmd_sample", "manifest_metrics"]
 
 FULL_N = 10_000  # the protocol's n: keys of evaluations at another n say so ("_n500")
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _channels(text: str) -> tuple[int, int, int]:

@@ -15,31 +15,11 @@ import shlex
 import sys
 from pathlib import Path
 
+from .cli_types import int_at_least as _int_at_least, positive_float as _positive_float
+
 __all__ = ["add_train_sr_parser", "add_eval_sr_parser"]
 
 EVAL_SETS = ("Set5", "Set14", "BSD100")
-
-
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def _factors(text: str) -> tuple[float, ...]:

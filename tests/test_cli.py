@@ -249,3 +249,19 @@ def test_console_script(trained, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.startswith("imagegen: error:") and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "dcgan", "--out", "x", "--epochs", "0"], "--epochs: must be >= 1, got 0"),
+    (["train", "dcgan", "--out", "x", "--lr", "0"], "--lr: must be > 0, got 0.0"),
+    (["train", "sr", "--arch", "resnet", "--out", "x", "--eval-every", "-1"], "--eval-every: must be >= 0, got -1"),
+    (["train", "vae", "--out", "x", "--beta", "-1"], "--beta: must be >= 0, got -1.0"),
+    (["train", "ddpm", "--out", "x", "--ema", "abc"], "--ema: expected a number, got 'abc'"),
+    (["eval", "real", "--n", "1.5"], "--n: expected a whole number, got '1.5'"),
+])
+def test_bad_flag_values_say_what_was_expected(argv, message, capsys):
+    # One set of argparse types (cli_types) serves every sub-command: same rule, same message.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

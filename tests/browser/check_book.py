@@ -44,6 +44,22 @@ LAUNCH_ARGS = [
     "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider",
 ]
 LOCAL_HOSTS = {"127.0.0.1"}
+
+
+def block_external_requests(context, external: list) -> None:
+    """Let the browser reach 127.0.0.1 (and data:/blob: URLs) only; record and abort anything else.
+
+    An offline book must make no request to the network: each blocked URL is appended to ``external``
+    for the caller to report."""
+    def route(r):
+        host = urlsplit(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:", "about:")) or host in LOCAL_HOSTS:
+            r.continue_()
+        else:
+            external.append(r.request.url)
+            r.abort("blockedbyclient")
+
+    context.route("**/*", route)
 # Chromium fetches these on its own for every site; a static book has no favicon.
 IGNORED_PATHS = {"/favicon.ico"}
 
@@ -192,15 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             context = browser.new_context(viewport={"width": 1280, "height": 900},
                                           service_workers="block")
 
-            def route(r):
-                host = urlsplit(r.request.url).hostname
-                if r.request.url.startswith(("data:", "blob:", "about:")) or host in LOCAL_HOSTS:
-                    r.continue_()
-                else:
-                    external.append(r.request.url)
-                    r.abort("blockedbyclient")
-
-            context.route("**/*", route)
+            block_external_requests(context, external)
             for rel in pages:
                 n_external = len(external)
                 problems, state = check_page(context, base, rel, args.out_dir, int(args.timeout * 1000))

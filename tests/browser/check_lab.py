@@ -33,10 +33,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_book import LAUNCH_ARGS, LOCAL_HOSTS  # noqa: E402
+from check_book import LAUNCH_ARGS, block_external_requests  # noqa: E402
 
 
 def free_port() -> int:
@@ -223,15 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                                               service_workers="block")
                 context.set_default_timeout(int(args.timeout * 1000))
 
-                def route(r):
-                    host = urlsplit(r.request.url).hostname
-                    if r.request.url.startswith(("data:", "blob:", "about:")) or host in LOCAL_HOSTS:
-                        r.continue_()
-                    else:
-                        external.append(r.request.url)
-                        r.abort("blockedbyclient")
-
-                context.route("**/*", route)
+                block_external_requests(context, external)
                 page = context.new_page()
                 page.on("console", lambda m: m.type == "error" and console.append(m.text))
                 page.on("pageerror", lambda e: console.append(f"uncaught: {e}"))

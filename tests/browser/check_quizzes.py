@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_book import LAUNCH_ARGS, LOCAL_HOSTS, find_pages, serve  # noqa: E402
+from check_book import LAUNCH_ARGS, block_external_requests, find_pages, serve  # noqa: E402
 
 MIN_QUESTIONS = 8
 CHAPTER_PREFIX = "notebooks/"
@@ -272,15 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                                           service_workers="block")
             context.set_default_timeout(timeout_ms)
 
-            def route(r):
-                host = urlsplit(r.request.url).hostname
-                if r.request.url.startswith(("data:", "blob:", "about:")) or host in LOCAL_HOSTS:
-                    r.continue_()
-                else:
-                    external.append(r.request.url)
-                    r.abort("blockedbyclient")
-
-            context.route("**/*", route)
+            block_external_requests(context, external)
             page = context.new_page()
             page.on("console", lambda m: m.type == "error" and check.expect(
                 False, f"console error on {page.url}: {m.text}"))
