@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SoftmaxMLPGenerator"]
+__all__ = ["SoftmaxMLPGenerator", "BuggySRNet"]
 
 
 class SoftmaxMLPGenerator(nn.Module):
@@ -34,3 +34,22 @@ class SoftmaxMLPGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.model(z).view(-1, 1, 28, 28)  # values in (0, 1), summing to 1 per image
+
+
+class BuggySRNet(nn.Module):
+    """Exercise B's reference "super-resolution" network (a Keras model, translated line for line).
+
+    It was trained on 64×64 low-resolution patches, with the same patches as targets.
+    """
+
+    def __init__(self, channels: int = 3, width: int = 64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 3)  # BUG: 'valid' padding: 64 -> 62
+        self.conv2 = nn.Conv2d(width, width, 3)  # BUG: 'valid' again: 62 -> 60
+        self.conv3 = nn.Conv2d(width, channels, 3, padding=1)  # BUG: only the last layer pads ('same')
+        self.relu = nn.ReLU()
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:  # lr: (N, C, 64, 64)
+        x = self.relu(self.conv1(lr))  # (N, 64, 62, 62)
+        x = self.relu(self.conv2(x))  # (N, 64, 60, 60)
+        return self.conv3(x)  # (N, C, 60, 60)  # BUG: no upsampling anywhere: LR in, (smaller) LR out
