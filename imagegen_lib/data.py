@@ -43,6 +43,7 @@ __all__ = [
     "ImageTensorDataset",
     "download",
     "to_unit_range",
+    "check_tanh_images",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -239,6 +240,22 @@ def load_images(
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
     """Map a ``[-1, 1]`` image batch (tanh output) to ``[0, 1]`` for display or a classifier."""
     return (x.clamp(-1, 1) + 1) / 2
+
+
+def check_tanh_images(images: torch.Tensor) -> None:
+    """Training data for the generators here must be ``(N, 1, 28, 28)`` in [-1, 1]: their outputs are
+    tanh-shaped (GANs) or their noise schedule assumes that scale (DDPM: ᾱ_T ≈ 0 maps [-1, 1] data to
+    N(0, I)). Catches the usual mistakes — uint8 or [0, 255] data, [0, 1] data — with the fix."""
+    if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"images must be a (N, 1, 28, 28) tensor, got {shape}")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -1.001 or hi > 1.001:
+        raise ValueError(f"images must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}] (the models' tanh range); "
+                         "uint8 or [0, 255] data? use imagegen_lib.data.load_images(value_range=(-1, 1))")
+    if lo >= 0 and hi <= 1 and images.numel() > 1000:
+        raise ValueError(f"images lie in [{lo:.3g}, {hi:.3g}]: looks like [0, 1] data, but these models work in "
+                         "[-1, 1]: rescale with x * 2 - 1 (or load_images(value_range=(-1, 1)))")
 
 
 class ImageTensorDataset(Dataset):

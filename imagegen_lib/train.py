@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
+from .data import check_tanh_images
 from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors,
                          save_checkpoint)
 from .fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options, fast_path_reason
@@ -250,7 +251,7 @@ def train_gan(
     if images is None:
         images, loaded_labels = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit)
         labels = loaded_labels if conditional else None
-    _check_images(images)
+    check_tanh_images(images)
     if conditional:
         if labels is None:
             raise ValueError("the conditional GAN trains on (image, class) pairs: pass labels= with the images")
@@ -384,19 +385,6 @@ def _sample_fixed(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = N
     x = G(z, *(() if labels is None else (labels,))).float().cpu()
     G.train()
     return x
-
-
-def _check_images(images: torch.Tensor) -> None:
-    if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
-        raise ValueError(f"images must be a (N, 1, 28, 28) tensor, got {shape}")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1.001 or hi > 1.001:
-        raise ValueError(f"images must lie in [-1, 1] (tanh range), got [{lo:.3g}, {hi:.3g}]; "
-                         "uint8 or [0, 255] data? use imagegen_lib.data.load_images(value_range=(-1, 1))")
-    if lo >= 0 and hi <= 1 and images.numel() > 1000:
-        raise ValueError("images lie in [0, 1], but the generator's tanh outputs [-1, 1]: "
-                         "rescale with x * 2 - 1 (or load_images(value_range=(-1, 1)))")
 
 
 def _restore(out: Path, G, D, opt_g, opt_d, noise_gen, config: GANConfig):

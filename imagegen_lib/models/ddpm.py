@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import check_tanh_images  # noqa: F401  (re-exported: the DDPM trainer validates its data with it)
+
 __all__ = ["SCHEDULES", "make_betas", "NoiseSchedule", "timestep_embedding", "ResBlock", "SelfAttention",
            "UNet", "ddpm_loss", "sample_ancestral", "sample_ddim", "ddim_timesteps", "check_tanh_images"]
 
@@ -207,20 +209,6 @@ class UNet(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Training loss and samplers
 # ---------------------------------------------------------------------------------------------
-
-def check_tanh_images(x0: torch.Tensor) -> None:
-    """DDPM's data must be in [−1, 1]: the schedule's ᾱ_T ≈ 0 maps it to N(0, I) only at that scale."""
-    if not torch.is_tensor(x0) or x0.dim() != 4 or tuple(x0.shape[1:]) != (1, 28, 28):
-        shape = tuple(x0.shape) if torch.is_tensor(x0) else type(x0).__name__
-        raise ValueError(f"images must be a (N, 1, 28, 28) tensor, got {shape}")
-    lo, hi = float(x0.min()), float(x0.max())
-    if lo < -1.001 or hi > 1.001:
-        raise ValueError(f"diffusion images must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}]; "
-                         "use imagegen_lib.data.load_images(value_range=(-1, 1))")
-    if lo >= 0 and x0.numel() > 1000:
-        raise ValueError(f"images lie in [{lo:.3g}, {hi:.3g}]: looks like [0, 1] data, but diffusion here "
-                         "works in [-1, 1]; rescale with x * 2 - 1")
-
 
 def ddpm_loss(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, gen: torch.Generator | None = None,
               t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
