@@ -50,7 +50,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +64,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from imagegen_lib import data  # noqa: E402
+from imagegen_lib.cli import git_commit  # noqa: E402
 from imagegen_lib.fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options  # noqa: E402
 from imagegen_lib.fast_step import gan_train_step_frozen_d  # noqa: E402
 from imagegen_lib.losses import g_loss_nonsaturating  # noqa: E402
@@ -405,14 +405,6 @@ def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip() or "unknown"
-    except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("IMAGEGEN_GIT_COMMIT", "unknown")
 
 
 def summarise(name: str, outcome: dict, bench: Bench, flops: dict, peak: dict, baseline: float | None) -> dict:

@@ -33,7 +33,12 @@ EXIT_USAGE = 2
 
 
 def git_commit() -> str:
-    """The commit the code runs from (``-dirty`` if it has uncommitted changes), or 'unknown'."""
+    """The commit the code runs from (``-dirty`` if it has uncommitted changes), or 'unknown'.
+
+    ``IMAGEGEN_GIT_COMMIT`` wins when set: a copy of the tree sent to a GPU machine may carry a stale
+    ``.git`` (seen with the device tool), so the sender passes the commit it knows."""
+    if os.environ.get("IMAGEGEN_GIT_COMMIT"):
+        return os.environ["IMAGEGEN_GIT_COMMIT"]
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,

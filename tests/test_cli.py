@@ -265,3 +265,11 @@ def test_bad_flag_values_say_what_was_expected(argv, message, capsys):
         cli.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_git_commit_prefers_the_commit_the_sender_passes(monkeypatch):
+    # A tree copied to a GPU machine can carry a stale .git: the explicit commit must win.
+    monkeypatch.setenv("IMAGEGEN_GIT_COMMIT", "0123abc")
+    assert cli.git_commit() == "0123abc"
+    monkeypatch.delenv("IMAGEGEN_GIT_COMMIT")
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", cli.git_commit())
