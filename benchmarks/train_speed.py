@@ -28,10 +28,12 @@ The variants, and the lever each isolates:
   ``+fused-adam``, ``+bf16`` (autocast), ``+channels-last``, ``+compile`` (default mode) and
   ``+compile-ro`` (``mode="reduce-overhead"``: Inductor's own CUDA graphs).
 * ``graph``         — :class:`imagegen_lib.fast_step.FastGANStep`: the whole D+G update (fused,
-  capturable Adam; batch gathered by ``index_select``) captured as one CUDA graph and replayed.
-  Then, cumulatively: ``+freeze-D`` (no D weight gradients in the G step), ``+cudnn-benchmark``,
-  ``+4-steps`` (four updates per graph); and on top of ``+cudnn-benchmark``: ``+bf16-graph``,
-  ``+channels-last-graph``.
+  capturable Adam; batch gathered by ``index_select``; cuDNN's benchmark mode at capture) captured
+  as one CUDA graph and replayed. Then ``+freeze-D`` (no D weight gradients in the G step), and on
+  top of it: ``+4-steps`` (four updates per replay), ``+channels-last-graph`` (fp32), and
+  cumulatively ``+bf16-graph``, ``+bf16-cl-graph`` (bf16 + channels_last), ``+side-streams`` (D's
+  real-batch branch beside G's forward pass, the statistics on a third stream), ``+compile-D`` (``torch.compile(D)`` inside the
+  graph: the shipped settings, ``fast_step.SHIPPED_OPTIONS``) and ``+compile-G-too``.
 * ``shipped``       — :func:`~imagegen_lib.train.train_gan` as the CLI runs it by default (on a GPU
   the fast path with ``fast_step.SHIPPED_OPTIONS``; on a CPU the plain loop), logging every 50
   steps and drawing a sample grid every 500, without writing checkpoints.
@@ -73,8 +75,9 @@ from imagegen_lib.train import GANConfig, gan_train_step, train_gan  # noqa: E40
 
 LOG_EVERY = 50  # the shipped loop reads its statistics every 50 steps; the variants do the same
 GPU_VARIANTS = ["tutorial", "shipped-eager", "resident", "+fused-adam", "+bf16", "+channels-last",
-                "graph", "+freeze-D", "+cudnn-benchmark", "+4-steps", "+bf16-graph", "+channels-last-graph",
-                "shipped", "+compile", "+compile-ro"]  # compile last: slowest to warm up
+                "graph", "+freeze-D", "+4-steps", "+channels-last-graph", "+bf16-graph", "+bf16-cl-graph",
+                "+side-streams", "+compile-D", "+compile-G-too", "shipped",
+                "+compile", "+compile-ro"]  # eager compile last: slowest to warm up
 CPU_VARIANTS = ["tutorial", "shipped", "resident", "+channels-last", "fast-eager"]
 
 
@@ -264,14 +267,15 @@ def run_resident(bench: Bench, fused_adam=False, bf16=False, channels_last=False
 # (g) The whole step as a CUDA graph (imagegen_lib.fast_step)
 # ---------------------------------------------------------------------------------------------
 
-def run_graph(bench: Bench, steps_per_graph=1, freeze_d=False, cudnn_benchmark=False, bf16=False,
-              channels_last=False, use_graph=True) -> dict:
+def run_graph(bench: Bench, steps_per_graph=1, freeze_d=False, cudnn_benchmark=True, bf16=False,
+              channels_last=False, use_graph=True, compile_mode=None, side_streams=False, **extra) -> dict:
     G, D = bench.models()
     opt_kw = adam_options(bench.device, fast=True)
     opt_g, opt_d = bench.adam(G, **opt_kw), bench.adam(D, **opt_kw)
     stepper = FastGANStep(G, D, opt_g, opt_d, bench.images, bench.B, bench.z_dim, g_loss_nonsaturating,
                           bf16=bf16, steps_per_graph=steps_per_graph, use_graph=use_graph, freeze_d=freeze_d,
-                          cudnn_benchmark=cudnn_benchmark, channels_last=channels_last)
+                          cudnn_benchmark=cudnn_benchmark, channels_last=channels_last, compile_mode=compile_mode,
+                          side_streams=side_streams, **extra)
     noise_gen = torch.Generator().manual_seed(1)
     K = steps_per_graph
     state = {"i": bench.steps_per_epoch, "k": 0, "epoch": 0}
@@ -331,14 +335,18 @@ VARIANTS = {
                     lambda b: run_resident(b, compile_mode="reduce-overhead")),
     "graph": ("whole D+G step as one CUDA graph: capturable fused Adam, index_select batch", run_graph),
     "+freeze-D": ("graph + D frozen in the G step (no D weight grads)", lambda b: run_graph(b, freeze_d=True)),
-    "+cudnn-benchmark": ("graph + freeze-D + cudnn.benchmark at capture",
-                         lambda b: run_graph(b, freeze_d=True, cudnn_benchmark=True)),
-    "+4-steps": ("graph + freeze-D + cudnn.benchmark, 4 updates per graph replay",
-                 lambda b: run_graph(b, freeze_d=True, cudnn_benchmark=True, steps_per_graph=4)),
-    "+bf16-graph": ("graph + freeze-D + cudnn.benchmark + bf16 autocast",
-                    lambda b: run_graph(b, freeze_d=True, cudnn_benchmark=True, bf16=True)),
-    "+channels-last-graph": ("graph + freeze-D + cudnn.benchmark + channels_last",
-                             lambda b: run_graph(b, freeze_d=True, cudnn_benchmark=True, channels_last=True)),
+    "+4-steps": ("graph + freeze-D, 4 updates per graph replay", lambda b: run_graph(b, freeze_d=True, steps_per_graph=4)),
+    "+channels-last-graph": ("graph + freeze-D + channels_last (fp32)",
+                             lambda b: run_graph(b, freeze_d=True, channels_last=True)),
+    "+bf16-graph": ("graph + freeze-D + bf16 autocast", lambda b: run_graph(b, freeze_d=True, bf16=True)),
+    "+bf16-cl-graph": ("graph + freeze-D + bf16 + channels_last",
+                       lambda b: run_graph(b, freeze_d=True, bf16=True, channels_last=True)),
+    "+side-streams": ("graph + freeze-D + bf16 + channels_last + D(real) on a second stream, statistics on a third",
+                     lambda b: run_graph(b, freeze_d=True, bf16=True, channels_last=True, side_streams=True)),
+    "+compile-D": ("+side-streams with torch.compile(D) inside the graph (= the shipped settings)",
+                   lambda b: run_graph(b, bf16=True, **SHIPPED_OPTIONS)),
+    "+compile-G-too": ("+compile-D with G compiled as well",
+                       lambda b: run_graph(b, bf16=True, **{**SHIPPED_OPTIONS, "compile_which": "GD"})),
     "shipped": ("train_gan as the CLI runs it by default (logs every 50, samples every 500, no checkpoints)",
                 lambda b: run_shipped(b)),
     "fast-eager": ("the fast path's step without a graph: D frozen in the G step (CPU)",

@@ -94,9 +94,14 @@ def _add_gan_parser(sub, arch: str, help_text: str) -> None:
     p.add_argument("--log-every", type=_positive_int, default=50)
     p.add_argument("--sample-every", type=_positive_int, default=500)
     p.add_argument("--ckpt-every", type=_positive_int, default=1000)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--bf16", action="store_true", default=None,
+                           help="bf16 autocast (CUDA only; the default with the fast GPU step, not with --eager)")
+    precision.add_argument("--fp32", dest="bf16", action="store_false",
+                           help="float32 throughout, also with the fast GPU step")
     p.add_argument("--eager", action="store_true",
-                   help="on a GPU, the plain PyTorch loop instead of the CUDA-graph step (debugging; same updates)")
+                   help="on a GPU, the plain float32 PyTorch loop instead of the CUDA-graph step (debugging: "
+                        "the same updates as the fast step with --fp32, up to rounding)")
     p.set_defaults(func=_cmd_train_gan, arch=arch)
 
 

@@ -1,14 +1,16 @@
 """The GAN update on one GPU, fast: the whole D+G step replayed as one CUDA graph.
 
-Why it is needed. At batch 128 the 28×28 DCGAN's training step is a few hundred *small* kernels
-(convolutions of a 7×7 or 14×14 map, batch norms, Adam's per-tensor updates). Each one takes a
-few microseconds on an H100; launching it from Python takes about as long, and every ``.item()``
-or CPU→GPU copy of a pageable tensor makes the CPU wait for the GPU to drain. The step is
-*launch-bound*: bf16 or ``channels_last`` make the kernels faster but leave the launches, so they
-buy nothing (or lose, because casts are extra kernels). What pays is launching less.
+Why it is needed. At batch 128 the 28×28 DCGAN's training step is a couple of hundred *small*
+kernels (convolutions of a 7×7 or 14×14 map, batch norms, Adam's updates). Each one takes a few
+microseconds on an H100; launching it from Python takes about as long, and every ``.item()`` or
+CPU→GPU copy of a pageable tensor makes the CPU wait for the GPU to drain. The eager step is
+*launch-bound*: bf16 or ``channels_last`` make the kernels faster but leave the launches, so alone
+they buy nothing (or lose, because casts are extra kernels). What pays first is launching less.
+Once the whole step is one graph, the kernels' own time and the gaps between dependent kernels are
+what is left — and *then* bf16, ``channels_last``, a second stream and fused kernels pay.
 
 What :class:`FastGANStep` does differently from :func:`imagegen_lib.train.gan_train_step`, and
-why each change leaves the mathematics alone:
+why each change leaves the mathematics alone (bf16 aside, which rounds: ``GANConfig.bf16``):
 
 1. **The data set stays on the GPU**, and the batch is gathered *inside* the graph:
    ``images.index_select(0, order[cursor·B : (cursor+1)·B])``, with the epoch's permutation and
@@ -26,8 +28,18 @@ why each change leaves the mathematics alone:
    every ``log_every`` steps (one synchronisation) instead of every step.
 6. **CUDA graph**: ``steps_per_graph`` whole updates are captured once and replayed — one launch
    instead of hundreds. Capture needs a few eager warm-up steps first (cuDNN picks its algorithms,
-   Adam creates its state); they are undone afterwards, so the run starts from the state it was
-   given, bit for bit.
+   Adam creates its state, ``torch.compile`` compiles); they are undone afterwards, so the run
+   starts from the state it was given, bit for bit.
+7. **Side streams** (``side_streams``): D's pass over the real batch doesn't depend on G, so it runs
+   beside G's forward pass, and the two halves of D's backward pass run side by side too; the
+   logged statistics are computed on a third stream. No kernel of this size fills an H100, so two
+   at once cost little more than one.
+8. **channels_last** (NHWC) tensors: cuDNN's bf16 tensor-core kernels want them; NCHW makes it
+   transpose before and after most convolutions.
+9. **torch.compile of D** (``compile_mode``, ``compile_which="D"``): Inductor fuses each batch norm
+   with its LeakyReLU (forward and backward) into a few kernels; the compiled code is captured
+   into the same graph. (G gains nothing measurable from it, and its 1×1-input projection needs a
+   layout work-around, so it stays eager.) If compiling fails, the step is captured without it.
 
 On the CPU (or with ``use_graph=False``) the same step functions run eagerly: that is how the
 tests check, without a GPU, that the fast path computes what the plain loop computes.
@@ -44,29 +56,58 @@ from torch import nn
 from .losses import d_loss_bce
 
 __all__ = ["STAT_KEYS", "SHIPPED_OPTIONS", "FastGANStep", "gan_train_step_frozen_d", "adam_options",
-           "fast_path_reason"]
+           "fast_path_reason", "shipped_options"]
 
 STAT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")  # what gan_train_step returns, in this order
 
 # The settings train_gan uses on a GPU (the levers benchmarks/train_speed.py measures one by one).
-# bf16 is not among them: it is GANConfig.bf16 (--bf16), off by default.
-SHIPPED_OPTIONS = dict(steps_per_graph=1, freeze_d=True, cudnn_benchmark=True, channels_last=False)
+# bf16 is not among them: it is GANConfig.bf16, which is on by default wherever this path runs.
+SHIPPED_OPTIONS = dict(steps_per_graph=1, freeze_d=True, cudnn_benchmark=True, channels_last=True,
+                       side_streams=True, compile_mode="default", compile_which="D")
+
+
+def shipped_options(device: torch.device) -> dict:
+    """:data:`SHIPPED_OPTIONS` on a GPU. Elsewhere (the tests' CPU runs of the fast path) only the
+    levers that change no arithmetic: the same step functions, eagerly, bit for bit the plain loop's."""
+    if torch.device(device).type == "cuda":
+        return dict(SHIPPED_OPTIONS)
+    return dict(steps_per_graph=1, freeze_d=True)
 
 
 def gan_train_step_frozen_d(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext,
-                            labels=None):
+                            labels=None, side_stream=None, stats_stream=None):
     """:func:`~imagegen_lib.train.gan_train_step`, except that D's parameters don't require gradients
     during the G step, so its backward pass skips D's weight gradients (which the plain step computes
-    and then discards). Same updates, fewer kernels; ``tests/test_fast_step.py`` checks the equality."""
+    and then discards). Same updates, fewer kernels; ``tests/test_fast_step.py`` checks the equality.
+
+    ``side_stream`` (CUDA): D's pass over the *real* batch does not depend on G, so it runs on a second
+    stream while G draws the fakes; autograd runs each backward op on its forward op's stream, so
+    the two branches of D's backward overlap too. At batch 128 no kernel fills the GPU, so two
+    branches at once take little longer than one. ``stats_stream`` (CUDA): the returned statistics
+    are computed there, off the main stream's chain of dependent kernels (the caller joins it)."""
     cond = () if labels is None else (labels,)
-    # --- Discriminator step: identical to gan_train_step. ---------------------------------------
+    # --- Discriminator step: gan_train_step's, with D(real) possibly on the side stream. ----------
+    main = torch.cuda.current_stream() if side_stream is not None else None
     with autocast():
-        fake = G(z, *cond)
-        real_logits = D(real, *cond)
+        if side_stream is None:
+            fake = G(z, *cond)
+            real_logits = D(real, *cond)
+        else:
+            side_stream.wait_stream(main)  # fork: the batch is gathered on the main stream
+            with torch.cuda.stream(side_stream):
+                real_logits = D(real, *cond)
+            fake = G(z, *cond)  # meanwhile, on the main stream
+            main.wait_stream(side_stream)  # D's batch-norm running statistics: real's update first
         fake_logits = D(fake.detach(), *cond)
         loss_d = d_loss_bce(real_logits, fake_logits)
+    with _forked(stats_stream):
+        stats = {"loss_d": loss_d.detach(),
+                 "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
+                 "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
+    if side_stream is not None:
+        main.wait_stream(side_stream)  # join: Adam needs the real branch's gradients too
     opt_d.step()
 
     # --- Generator step through the updated, *frozen* D. -----------------------------------------
@@ -81,13 +122,20 @@ def gan_train_step_frozen_d(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=con
     finally:
         for p in trainable:
             p.requires_grad_(True)
+    stats["loss_g"] = loss_g.detach()
     opt_g.step()
-    return {
-        "loss_d": loss_d.detach(),
-        "loss_g": loss_g.detach(),
-        "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
-        "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
-    }
+    return {key: stats[key] for key in STAT_KEYS}
+
+
+@contextlib.contextmanager
+def _forked(stream):
+    """Run the block on ``stream`` after everything queued so far on the current one (no-op: None)."""
+    if stream is None:
+        yield
+        return
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        yield
 
 
 def adam_options(device: torch.device, fast: bool) -> dict:
@@ -124,7 +172,9 @@ class FastGANStep:
     def __init__(self, G: nn.Module, D: nn.Module, opt_g, opt_d, images: torch.Tensor, batch_size: int,
                  z_dim: int, g_loss_fn, *, labels: torch.Tensor | None = None, bf16: bool = False,
                  steps_per_graph: int = 1, use_graph: bool | None = None, freeze_d: bool = True,
-                 cudnn_benchmark: bool = True, channels_last: bool = False, warmup_steps: int = 3):
+                 cudnn_benchmark: bool = True, channels_last: bool = False, compile_mode: str | None = None,
+                 side_streams: bool = False, compile_which: str = "GD", autocast_cache: bool = False,
+                 warmup_steps: int = 3):
         if steps_per_graph < 1:
             raise ValueError(f"steps_per_graph must be >= 1, got {steps_per_graph}")
         self.device = images.device
@@ -133,17 +183,34 @@ class FastGANStep:
         if self.use_graph and not on_cuda:
             raise ValueError("CUDA graphs need a CUDA device; pass use_graph=False to run the same steps eagerly")
         self.G, self.D, self.opt_g, self.opt_d = G, D, opt_g, opt_d
+        # torch.compile'd modules run *inside* the captured graph: Inductor fuses the batch norms and
+        # activations into fewer kernels, the graph removes the launches. (The warm-up compiles.)
+        comp = lambda m, name: (torch.compile(m, mode=compile_mode, dynamic=False)  # noqa: E731
+                                if compile_mode and name in compile_which else m)
+        self.G_run, self.D_run = comp(G, "G"), comp(D, "D")
         self.g_loss_fn = g_loss_fn
         self.B, self.z_dim, self.K = batch_size, z_dim, steps_per_graph
         self.steps_per_epoch = images.shape[0] // batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(f"{images.shape[0]} images are fewer than one batch of {batch_size}")
         self.update = gan_train_step_frozen_d if freeze_d else _plain_step()
-        self.autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False))
+        if side_streams and not freeze_d:
+            raise ValueError("side_streams needs freeze_d=True (it is an option of gan_train_step_frozen_d)")
+        streams = side_streams and on_cuda
+        self.side_stream = torch.cuda.Stream(self.device) if streams else None
+        self.stats_stream = torch.cuda.Stream(self.device) if streams else None
+        if self.side_stream is not None and hasattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch"):
+            # D's weight gradients arrive from both streams by design and autograd synchronises
+            # them (tests/test_fast_step_cuda.py: graph and eager steps agree bit for bit); its
+            # warning that the streams differ is about a cost we pay knowingly, once per capture.
+            torch.autograd.graph.set_warn_on_accumulate_grad_stream_mismatch(False)
+        self.autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=autocast_cache))
                          if bf16 and on_cuda else contextlib.nullcontext)  # no weight-cast cache: graphs
         self.cudnn_benchmark, self.warmup_steps = cudnn_benchmark, warmup_steps
         if channels_last:
             _to_channels_last(G, D, opt_g, opt_d)
+            if compile_mode and "G" in compile_which:
+                _keep_projection_nchw(G)
             images = images.contiguous(memory_format=torch.channels_last)
         self.images = images
         self.labels = labels
@@ -164,9 +231,15 @@ class FastGANStep:
             real = self.images.index_select(0, idx)  # (B, 1, 28, 28)
             z = self.z[j * self.B:(j + 1) * self.B]  # (B, z_dim)
             labels = None if self.labels is None else self.labels.index_select(0, idx)
-            stats = self.update(self.G, self.D, self.opt_g, self.opt_d, real, z, self.g_loss_fn,
-                                self.autocast, **({} if labels is None else {"labels": labels}))
-            self.sums.add_(torch.stack([stats[key].float() for key in STAT_KEYS]))
+            extra = {} if labels is None else {"labels": labels}
+            if self.side_stream is not None:
+                extra.update(side_stream=self.side_stream, stats_stream=self.stats_stream)
+            stats = self.update(self.G_run, self.D_run, self.opt_g, self.opt_d, real, z, self.g_loss_fn,
+                                self.autocast, **extra)
+            with _forked(self.stats_stream):
+                self.sums.add_(torch.stack([stats[key].float() for key in STAT_KEYS]))
+            if self.stats_stream is not None:
+                torch.cuda.current_stream().wait_stream(self.stats_stream)  # joined before the step ends
             self.cursor.add_(1)
 
     # -- public API ---------------------------------------------------------------------------------
@@ -210,6 +283,27 @@ class FastGANStep:
         self.z[:n_steps * self.B].copy_(host, non_blocking=True)
 
     def _capture(self) -> None:
+        try:
+            self._capture_graphs()
+            return
+        except Exception as e:  # noqa: BLE001 - any failure: the same steps, with less machinery
+            compiled = self.G_run is not self.G or self.D_run is not self.D
+            warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {str(e)[:300]}); "
+                          + ("trying again without torch.compile" if compiled else
+                             "running the same steps without a graph (slower, same results)"),
+                          RuntimeWarning, stacklevel=3)
+            self.G_run, self.D_run, self.graphs = self.G, self.D, None
+            if not compiled:
+                self.use_graph = False
+                return
+        try:
+            self._capture_graphs()
+        except Exception as e:  # noqa: BLE001
+            warnings.warn(f"CUDA graph capture failed again ({type(e).__name__}: {str(e)[:300]}); running the "
+                          "same steps without a graph (slower, same results)", RuntimeWarning, stacklevel=3)
+            self.graphs, self.use_graph = None, False
+
+    def _capture_graphs(self) -> None:
         saved = _snapshot(self.G, self.D, self.opt_g, self.opt_d, self.cursor, self.sums)
         benchmark_before = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = self.cudnn_benchmark or benchmark_before
@@ -226,10 +320,6 @@ class FastGANStep:
                     self._steps(n)
                 graphs[n] = graph
             self.graphs = graphs
-        except Exception as e:  # noqa: BLE001 - any capture failure: same steps, eagerly
-            warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {e}); running the same steps "
-                          "without a graph (slower, same results)", RuntimeWarning, stacklevel=3)
-            self.graphs, self.use_graph = None, False
         finally:
             torch.backends.cudnn.benchmark = benchmark_before
             _restore(saved, self.G, self.D, self.opt_g, self.opt_d, self.cursor, self.sums)
@@ -290,6 +380,15 @@ def _restore(saved: dict, G, D, opt_g, opt_d, *tensors) -> None:
                     v.copy_(state[p][k]) if p in state else v.zero_()
     for t, v in zip(tensors, saved["tensors"]):
         t.copy_(v)
+
+
+def _keep_projection_nchw(G) -> None:
+    """The projection of the (N, z, 1, 1) noise: a 1×1 input is NCHW and NHWC at once, and
+    torch.compile's shape rules then expect a weight gradient in a layout cuDNN doesn't return
+    (an AssertionError in the compiled backward). With that weight left NCHW both agree."""
+    for m in G.modules():
+        if isinstance(m, nn.ConvTranspose2d) and m.stride == (1, 1) and m.padding == (0, 0):
+            m.weight.data = m.weight.data.contiguous()
 
 
 def _to_channels_last(G, D, opt_g, opt_d) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +30,7 @@ from . import distributed
 from .data import check_tanh_images
 from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors,
                          save_checkpoint)
-from .fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options, fast_path_reason
+from .fast_step import FastGANStep, adam_options, fast_path_reason, shipped_options
 from .losses import G_LOSSES, d_loss_bce
 from .models.cgan import balanced_labels, build_cgan, check_labels
 from .models.gan import GAN_ARCHS, build_gan
@@ -67,7 +67,7 @@ class GANConfig:
     log_every: int = 50  # steps between loss readings (each reading syncs the GPU)
     sample_every: int = 500  # steps between fixed-noise sample grids
     ckpt_every: int = 1000  # steps between checkpoints (plus one at every epoch end)
-    bf16: bool = False  # bf16 autocast on CUDA
+    bf16: bool | None = None  # bf16 autocast on CUDA; None: on where the fast GPU path runs, else off
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -246,6 +246,8 @@ def train_gan(
     elif fast and ddp:
         raise ValueError(f"fast=True is not available here: {fast_path_reason(device, ddp)}")
     distributed.check_global_batch(config.batch_size)
+    if config.bf16 is None:  # resolved here, so the run's saved settings say what it did
+        config = replace(config, bf16=bool(fast and device.type == "cuda"))
     extra_meta = dict(extra_meta or {})
     conditional = is_conditional(config.arch)
     if images is None:
@@ -285,7 +287,7 @@ def train_gan(
     if out is not None and resume:
         step, seconds_before, history = _restore(out, G, D, opt_g, opt_d, noise_gen, config)
     stepper = FastGANStep(G, D, opt_g, opt_d, images, config.batch_size, config.z_dim, g_loss_fn,
-                          labels=labels, bf16=config.bf16, **SHIPPED_OPTIONS) if fast else None
+                          labels=labels, bf16=config.bf16, **shipped_options(device)) if fast else None
     G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)  # DDP, or G and D
 
     result = TrainResult(G, D, config, history, [], step, seconds_before)

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Issue 8's GPU run in one command (the device tool, an H100; about 5 minutes):
-#   IMAGEGEN_DATA=.gpu/data bash scripts/gpu_bench.sh OUT_DIR [WORK_DIR]
+# Issue 8's GPU run, in two calls of the device tool (each under its 10-minute limit; an H100):
+#   PHASE=speed   IMAGEGEN_DATA=.gpu/data bash scripts/gpu_bench.sh OUT_DIR [WORK_DIR]   (~6 min)
+#   PHASE=quality IMAGEGEN_DATA=.gpu/data bash scripts/gpu_bench.sh OUT_DIR [WORK_DIR]   (~5 min)
 #
-# 1. benchmarks/train_speed.py --device cuda: the speed table, alone on the GPU (BENCH_BUDGET s).
-# 2. torchrun --nproc_per_node 1: the DistributedDataParallel code path on CUDA (NCCL): 200 steps,
-#    then --resume to 300.
-# 3. Quality: the DCGAN trained EPOCHS epochs with the fast path (the default) and with --eager
-#    (the plain float32 loop), seeds 0 and 1, the four runs side by side; then `imagegen eval
-#    --n 10000` of each. The seeds give the noise level that "fast FID within noise of plain" means.
+# speed:   0. tests/test_fast_step_cuda.py (graph = eager = plain loop, bit for bit; train_gan's
+#             GPU default captures with every lever and resumes).
+#          1. benchmarks/train_speed.py --device cuda: the speed table, alone on the GPU (BENCH_BUDGET s).
+#          2. benchmarks/profile_step.py: the replayed graph's kernels, traced, for the main settings.
+# quality: 3. torchrun --nproc_per_node 1: the DistributedDataParallel code path on CUDA (NCCL): 200
+#             steps, then --resume to 300.
+#          4. The DCGAN trained EPOCHS epochs with the fast path (the default: bf16 and all) and with
+#             --eager (the plain float32 loop), seeds 0 and 1, the four runs side by side; then
+#             `imagegen eval --n 10000` of each (needs checkpoints/classifier_mnist.*). The seeds
+#             give the noise level that "fast FID within noise of plain" means.
 #
-# OUT_DIR receives at most 8 files (what the device tool brings back): train_speed_<gpu>.json/.md,
-# bench.log, torchrun.log, quality.json, quality.log. Run folders stay in WORK_DIR.
+# OUT_DIR receives at most 8 files a call (what the device tool brings back): speed: cuda_tests.log,
+# train_speed_<gpu>.json/.md, bench.log, profile.json, profile.log; quality: torchrun.log,
+# quality.json, quality.log. Run folders stay in WORK_DIR.
 set -uo pipefail
 out=${1:?usage: gpu_bench.sh OUT_DIR [WORK_DIR]}
 work=${2:-/tmp/imagegen_gpu_bench}
@@ -31,13 +37,28 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm 
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())"
 python3 -c "import torchvision; print('torchvision', torchvision.__version__)" || echo "torchvision missing: the tutorial row uses its IDX fallback"
 
+PHASE=${PHASE:-speed}
+if [ "$PHASE" = speed ]; then
+stamp "0. GPU tests"
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_fast_step_cuda.py > "$out/cuda_tests.log" 2>&1
+echo "pytest exit $?" >> "$out/cuda_tests.log"
+tail -n 3 "$out/cuda_tests.log"
+
 stamp "1. speed table"
 timeout $((BENCH_BUDGET + 150)) python3 benchmarks/train_speed.py --device "$DEVICE" --time-budget "$BENCH_BUDGET" \
   --out-dir "$out" $BENCH_ARGS > "$out/bench.log" 2>&1
 echo "train_speed exit $?" >> "$out/bench.log"
 grep -E '^  |exit|Error' "$out/bench.log" | grep -v '^|' | tail -n 40
 
-stamp "2. torchrun --nproc_per_node 1 (DDP: NCCL on CUDA, gloo on CPU)"
+stamp "2. kernel trace of the replayed graph"
+timeout 150 python3 benchmarks/profile_step.py --json "$out/profile.json" > "$out/profile.log" 2>&1
+grep '^==' "$out/profile.log"
+cat "$out"/train_speed_*.md 2>/dev/null
+stamp "done"
+exit 0
+fi
+
+stamp "3. torchrun --nproc_per_node 1 (DDP: NCCL on CUDA, gloo on CPU)"
 {
   timeout 150 python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m imagegen_lib.cli train dcgan \
     --max-steps 200 --out "$work/ddp1" --device "$DEVICE" --no-progress $TRAIN_ARGS
@@ -54,7 +75,7 @@ EOF
 } > "$out/torchrun.log" 2>&1
 tail -n 6 "$out/torchrun.log"
 
-stamp "3. quality: fast vs eager, ${EPOCHS} epochs, seeds ${SEEDS} (side by side)"
+stamp "4. quality: fast vs eager, ${EPOCHS} epochs, seeds ${SEEDS} (side by side)"
 for seed in $SEEDS; do
   for mode in fast eager; do
     flag=""; [ "$mode" = eager ] && flag="--eager"
@@ -91,6 +112,4 @@ for r in rows:
     print(f"{r['mode']:<6} {r['seed']:>4} {r['steps']:>6} {r['fid']:>8.3f} {r['kid_mean']:>9.5f} "
           f"{r['precision']:>6.3f} {r['recall']:>6.3f} {r['train_seconds_concurrent']:>15}")
 EOF
-echo
-cat "$out"/train_speed_*.md 2>/dev/null
 stamp "done"

@@ -55,6 +55,19 @@ def test_train_writes_a_documented_run(trained):
     assert G(torch.randn(2, 16)).shape == (2, 1, 28, 28)
     last = json.loads((trained / "last.json").read_text())
     assert last["step"] == 4 and last["command"] == meta["command"]
+    assert meta["config"]["bf16"] is False  # the default precision, resolved: float32 on a CPU
+
+
+@pytest.mark.parametrize("flags, bf16", [([], None), (["--bf16"], True), (["--fp32"], False)])
+def test_precision_flags(flags, bf16):
+    """No flag: bf16 where the fast GPU step runs, float32 elsewhere (train_gan resolves None)."""
+    assert cli.build_parser().parse_args(["train", "dcgan", "--out", "x", *flags]).bf16 is bf16
+
+
+def test_precision_flags_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "dcgan", "--out", "x", "--bf16", "--fp32"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_resume_with_more_epochs_continues_the_step_count(trained, tmp_path, capsys):
