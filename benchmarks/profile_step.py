@@ -33,7 +33,8 @@ CONFIGS = {  # name (as in train_speed's table): FastGANStep options, on top of 
     "+freeze-D": {},
     "+bf16-cl-graph": {"bf16": True, "channels_last": True},
     "+side-streams": {"bf16": True, "channels_last": True, "side_streams": True},
-    "+compile-D": {"bf16": True, **SHIPPED_OPTIONS},  # the shipped settings
+    "+compile-D": {"bf16": True, **SHIPPED_OPTIONS, "projection_as_matmul": False},
+    "+projection-matmul": {"bf16": True, **SHIPPED_OPTIONS},  # the shipped settings
 }
 
 

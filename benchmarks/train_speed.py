@@ -32,8 +32,9 @@ The variants, and the lever each isolates:
   as one CUDA graph and replayed. Then ``+freeze-D`` (no D weight gradients in the G step), and on
   top of it: ``+4-steps`` (four updates per replay), ``+channels-last-graph`` (fp32), and
   cumulatively ``+bf16-graph``, ``+bf16-cl-graph`` (bf16 + channels_last), ``+side-streams`` (D's
-  real-batch branch beside G's forward pass, the statistics on a third stream), ``+compile-D`` (``torch.compile(D)`` inside the
-  graph: the shipped settings, ``fast_step.SHIPPED_OPTIONS``) and ``+compile-G-too``.
+  real-batch branch beside G's forward pass, the statistics on a third stream), ``+compile-D``
+  (``torch.compile(D)`` inside the graph), ``+projection-matmul`` (G's first layer as one GEMM:
+  the shipped settings, ``fast_step.SHIPPED_OPTIONS``); and ``+compile-G-too`` beside it.
 * ``shipped``       — :func:`~imagegen_lib.train.train_gan` as the CLI runs it by default (on a GPU
   the fast path with ``fast_step.SHIPPED_OPTIONS``; on a CPU the plain loop), logging every 50
   steps and drawing a sample grid every 500, without writing checkpoints.
@@ -76,7 +77,7 @@ from imagegen_lib.train import GANConfig, gan_train_step, train_gan  # noqa: E40
 LOG_EVERY = 50  # the shipped loop reads its statistics every 50 steps; the variants do the same
 GPU_VARIANTS = ["tutorial", "shipped-eager", "resident", "+fused-adam", "+bf16", "+channels-last",
                 "graph", "+freeze-D", "+4-steps", "+channels-last-graph", "+bf16-graph", "+bf16-cl-graph",
-                "+side-streams", "+compile-D", "+compile-G-too", "shipped",
+                "+side-streams", "+compile-D", "+projection-matmul", "+compile-G-too", "shipped",
                 "+compile", "+compile-ro"]  # eager compile last: slowest to warm up
 CPU_VARIANTS = ["tutorial", "shipped", "resident", "+channels-last", "fast-eager"]
 
@@ -343,10 +344,13 @@ VARIANTS = {
                        lambda b: run_graph(b, freeze_d=True, bf16=True, channels_last=True)),
     "+side-streams": ("graph + freeze-D + bf16 + channels_last + D(real) on a second stream, statistics on a third",
                      lambda b: run_graph(b, freeze_d=True, bf16=True, channels_last=True, side_streams=True)),
-    "+compile-D": ("+side-streams with torch.compile(D) inside the graph (= the shipped settings)",
-                   lambda b: run_graph(b, bf16=True, **SHIPPED_OPTIONS)),
-    "+compile-G-too": ("+compile-D with G compiled as well",
-                       lambda b: run_graph(b, bf16=True, **{**SHIPPED_OPTIONS, "compile_which": "GD"})),
+    "+compile-D": ("+side-streams with torch.compile(D) inside the graph",
+                   lambda b: run_graph(b, bf16=True, **{**SHIPPED_OPTIONS, "projection_as_matmul": False})),
+    "+projection-matmul": ("+compile-D with G's first layer (7x7 transposed conv of a 1x1 input) as one matmul "
+                           "(= the shipped settings)", lambda b: run_graph(b, bf16=True, **SHIPPED_OPTIONS)),
+    "+compile-G-too": ("+compile-D with G compiled as well (its first layer a convolution again)",
+                       lambda b: run_graph(b, bf16=True, **{**SHIPPED_OPTIONS, "compile_which": "GD",
+                                                            "projection_as_matmul": False})),
     "shipped": ("train_gan as the CLI runs it by default (logs every 50, samples every 500, no checkpoints)",
                 lambda b: run_shipped(b)),
     "fast-eager": ("the fast path's step without a graph: D frozen in the G step (CPU)",

@@ -40,6 +40,9 @@ why each change leaves the mathematics alone (bf16 aside, which rounds: ``GANCon
    with its LeakyReLU (forward and backward) into a few kernels; the compiled code is captured
    into the same graph. (G gains nothing measurable from it, and its 1×1-input projection needs a
    layout work-around, so it stays eager.) If compiling fails, the step is captured without it.
+10. **G's first layer as a matrix product** (``projection_as_matmul``, :class:`ProjectionAsMatmul`):
+   the 7×7 transposed convolution of the 1×1 noise is a GEMM, which cuBLAS runs far faster than
+   cuDNN runs the convolution.
 
 On the CPU (or with ``use_graph=False``) the same step functions run eagerly: that is how the
 tests check, without a GPU, that the fast path computes what the plain loop computes.
@@ -63,7 +66,7 @@ STAT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")  # what gan_train_step retu
 # The settings train_gan uses on a GPU (the levers benchmarks/train_speed.py measures one by one).
 # bf16 is not among them: it is GANConfig.bf16, which is on by default wherever this path runs.
 SHIPPED_OPTIONS = dict(steps_per_graph=1, freeze_d=True, cudnn_benchmark=True, channels_last=True,
-                       side_streams=True, compile_mode="default", compile_which="D")
+                       side_streams=True, compile_mode="default", compile_which="D", projection_as_matmul=True)
 
 
 def shipped_options(device: torch.device) -> dict:
@@ -174,7 +177,7 @@ class FastGANStep:
                  steps_per_graph: int = 1, use_graph: bool | None = None, freeze_d: bool = True,
                  cudnn_benchmark: bool = True, channels_last: bool = False, compile_mode: str | None = None,
                  side_streams: bool = False, compile_which: str = "GD", autocast_cache: bool = False,
-                 warmup_steps: int = 3):
+                 projection_as_matmul: bool = False, warmup_steps: int = 3):
         if steps_per_graph < 1:
             raise ValueError(f"steps_per_graph must be >= 1, got {steps_per_graph}")
         self.device = images.device
@@ -207,6 +210,8 @@ class FastGANStep:
         self.autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=autocast_cache))
                          if bf16 and on_cuda else contextlib.nullcontext)  # no weight-cast cache: graphs
         self.cudnn_benchmark, self.warmup_steps = cudnn_benchmark, warmup_steps
+        if projection_as_matmul:
+            _projection_as_matmul(G)
         if channels_last:
             _to_channels_last(G, D, opt_g, opt_d)
             if compile_mode and "G" in compile_which:
@@ -380,6 +385,29 @@ def _restore(saved: dict, G, D, opt_g, opt_d, *tensors) -> None:
                     v.copy_(state[p][k]) if p in state else v.zero_()
     for t, v in zip(tensors, saved["tensors"]):
         t.copy_(v)
+
+
+class ProjectionAsMatmul(nn.ConvTranspose2d):
+    """A k×k transposed convolution (stride 1, no padding) of a 1×1 input — DCGAN's first layer —
+    *is* a matrix product: ``out[n, c, i, j] = Σ_k z[n, k] · W[k, c, i, j]``. cuDNN runs it as a
+    convolution wrapped in layout transforms; as one GEMM (and its weight gradient as another) it
+    is several times cheaper. Same parameters, same state dict; other inputs take the convolution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (1, 1):
+            return super().forward(x)
+        n, (kh, kw) = x.shape[0], self.kernel_size
+        # W (in, out, kh, kw) read as (in, kh·kw·out): a view when W is channels_last.
+        w = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, kh * kw * self.out_channels)
+        out = (x.flatten(1) @ w).view(n, kh, kw, self.out_channels).permute(0, 3, 1, 2)  # (N, out, kh, kw), NHWC
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+
+def _projection_as_matmul(G) -> None:
+    for m in G.modules():
+        if (type(m) is nn.ConvTranspose2d and m.stride == (1, 1) and m.padding == (0, 0)
+                and m.output_padding == (0, 0) and m.dilation == (1, 1) and m.groups == 1):
+            m.__class__ = ProjectionAsMatmul  # the computation only: parameters and hooks stay
 
 
 def _keep_projection_nchw(G) -> None:

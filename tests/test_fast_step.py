@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from imagegen_lib.checkpoint import load_optimizer, optimizer_tensors
-from imagegen_lib.fast_step import (STAT_KEYS, FastGANStep, _restore, _snapshot, fast_path_reason,
-                                    gan_train_step_frozen_d)
+from imagegen_lib.fast_step import (STAT_KEYS, FastGANStep, ProjectionAsMatmul, _projection_as_matmul, _restore,
+                                    _snapshot, fast_path_reason, gan_train_step_frozen_d)
 from imagegen_lib.losses import g_loss_nonsaturating
 from imagegen_lib.models.gan import build_gan
 from imagegen_lib.train import _steps_to_next_event, gan_train_step, train_gan
@@ -281,3 +281,26 @@ def test_graph_orchestration_leaves_the_updates_unchanged(mnist_tiny, stand_in_c
     _assert_same(G1, G2)
     _assert_same(D1, D2)
     assert torch.equal(plain.sums, graphed.sums) and int(graphed.cursor) == offset + steps
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_projection_as_matmul_is_the_same_layer(channels_last):
+    """G's first layer (7×7 transposed convolution of a 1×1 input) computed as one matrix product:
+    same outputs and gradients to rounding, same parameters and state dict; other layers untouched."""
+    torch.manual_seed(0)
+    G, _ = build_gan("dcgan", z_dim=16, width=8)
+    G2 = copy.deepcopy(G)
+    _projection_as_matmul(G2)
+    assert type(G2.net[0]) is ProjectionAsMatmul
+    assert [type(m) for m in G2.net[1:]] == [type(m) for m in G.net[1:]]  # stride-2 layers stay convolutions
+    assert G2.state_dict().keys() == G.state_dict().keys()
+    if channels_last:
+        G2 = G2.to(memory_format=torch.channels_last)
+    z = torch.randn(8, 16)
+    out, out2 = G(z), G2(z)
+    torch.testing.assert_close(out2, out, rtol=1e-5, atol=1e-6)
+    out.square().sum().backward()
+    out2.square().sum().backward()
+    torch.testing.assert_close(G2.net[0].weight.grad, G.net[0].weight.grad, rtol=1e-3, atol=1e-5)
+    x = torch.randn(2, 16, 3, 3)  # not a 1×1 input: the convolution itself
+    assert torch.equal(G2.net[0](x), torch.nn.ConvTranspose2d.forward(G2.net[0], x))

@@ -83,13 +83,15 @@ def test_graph_replays_what_the_eager_steps_compute(images, options):
 
 
 def test_fast_path_equals_the_plain_loop(images):
-    """The fast path (fp32, NCHW, D not compiled, same fused Adam) against the library's plain step:
+    """The fast path (fp32, NCHW, D not compiled, G's first layer a convolution, same fused Adam)
+    against the library's plain step:
     the same weights and statistics bit for bit — resident batch, frozen D, side streams and graph
-    change no arithmetic. (bf16 rounds, and channels_last and the compiled D run other kernels, whose
+    change no arithmetic. (bf16 rounds, and channels_last, the compiled D and the matmul run other kernels, whose
     last bits differ: their check is the FID comparison in scripts/gpu_bench.sh. Against the ordinary
     for-each Adam, too, the weights differ by rounding, which Adam's normalised steps amplify for
     near-zero gradients.)"""
-    fast = _stepper(images, {"bf16": False, "channels_last": False, **NO_COMPILE}, use_graph=True)
+    fast = _stepper(images, {"bf16": False, "channels_last": False, "projection_as_matmul": False, **NO_COMPILE},
+                    use_graph=True)
     G, D, og, od = _models(fused=True)
     order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(5)).cuda()
     noise = torch.Generator().manual_seed(9)
