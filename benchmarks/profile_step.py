@@ -91,14 +91,33 @@ def trace(images, options, steps: int) -> dict:
                         for k, (n, t) in ranked]}
 
 
+def to_markdown(out: dict) -> str:
+    """The traced settings as the table the book includes."""
+    lines = [f"**{out['device']}** · torch {out['torch']} · each setting captured, then {out.get('steps', 10)} "
+             "replays traced", "",
+             "| setting | ms/step | kernels/step | kernel time | GPU busy | GPU idle between kernels |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, r in out["configs"].items():
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error'][:80]} | | | | |")
+            continue
+        lines.append(f"| {name} | {r['wall_ms_per_step']:.2f} | {r['kernels_per_step']:.0f} | "
+                     f"{r['kernel_ms_per_step']:.2f} ms | {r['busy_ms_per_step']:.2f} ms | {r['idle_ms_per_step']:.2f} ms |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--render", type=Path, default=None, help="print a saved --json result as Markdown and exit")
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.render:
+        print(to_markdown(json.loads(args.render.read_text())), end="")
+        return
     images = data.load_images("mnist", "train", (-1, 1))[0].cuda()
-    out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "configs": {}}
+    out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "steps": args.steps, "configs": {}}
     for name in args.configs.split(","):
         t0 = time.perf_counter()
         try:

@@ -10,11 +10,11 @@ import sys
 def render(report: dict) -> str:
     lines = ["| mode | seed | epochs | FID | KID | precision | recall |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
-        mode = "CUDA graph (shipped)" if r["mode"] == "fast" else "plain loop (--eager)"
+        mode = "fast path (shipped: bf16, CUDA graph, …)" if r["mode"] == "fast" else "plain loop (--eager, fp32)"
         lines.append(f"| {mode} | {r['seed']} | {r['epochs']} | {r['fid']:.2f} | {r['kid_mean']:.3f} | "
                      f"{r['precision']:.2f} | {r['recall']:.2f} |")
     lines += ["", "FID/KID/precision/recall from `imagegen eval --n 10000` (our MNIST classifier's features), "
-              f"H100, same run as the speed table; {report['note']}."]
+              f"H100, same commit as the speed table; {report['note']}."]
     return "\n".join(lines) + "\n"
 
 

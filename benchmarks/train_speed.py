@@ -8,7 +8,8 @@
 Every variant trains the *same* model (the library's DCGAN, width 64, z 100) with the same loss,
 Adam settings and batch size (128) for a fixed number of steps: ``--warmup`` steps untimed (data
 loader start, cuDNN's first calls, compilation, graph capture), then ``--repeats`` timed runs of
-``--steps`` steps each, the clock read after ``torch.cuda.synchronize()``. A row reports the
+``--steps`` steps each, the clock read after ``torch.cuda.synchronize()``. On a GPU each variant
+runs in a fresh process (``--isolate``): see :func:`run_isolated` for why. A row reports the
 median's images/s, the time an epoch (468 steps) takes at that rate, the speed-up over the
 tutorial baseline, and the model arithmetic it sustains as a fraction of the matrix units' peak,
 measured in the same run (a large ``torch.matmul``). Each variant runs in its own ``try``: one that
@@ -19,8 +20,8 @@ version and the date, for the book page to render.
 The variants, and the lever each isolates:
 
 * ``tutorial``      — pytorch/examples' dcgan: ``torchvision.datasets.MNIST`` + ``DataLoader``
-  (2 workers, per-item ``ToTensor``/``Normalize``), float32, two ``backward`` calls for D,
-  ``.item()`` on five statistics and a log line every step.
+  (2 workers, per-item ``ToTensor``/``Normalize``), float32, ``cudnn.benchmark``, two ``backward``
+  calls for D, ``.item()`` on five statistics and a log line every step.
 * ``shipped-eager`` — :func:`imagegen_lib.train.train_gan` with ``fast=False`` (``--eager``): the
   data set resident on the device, but noise drawn on the CPU and copied every step (a sync).
 * ``resident``      — the plain step on the resident data set, noise drawn on the device, statistics
@@ -53,6 +54,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -186,6 +188,7 @@ def run_tutorial(bench: Bench) -> dict:
                 yield from loader
 
         it = batches()
+        torch.backends.cudnn.benchmark = True  # as the example's main.py sets it
         G, D = bench.models()
         opt_g, opt_d = bench.adam(G), bench.adam(D)
         criterion = nn.BCEWithLogitsLoss()  # our D returns logits; the example's sigmoid + BCELoss
@@ -220,9 +223,11 @@ def run_tutorial(bench: Bench) -> dict:
                   f"D(G(z)): {d_g_z1:.4f} / {d_g_z2:.4f}", file=sink)
 
         try:
-            return {"times": bench.time_steps(step), "notes": f"{source}; DataLoader(num_workers={bench.workers})"}
+            return {"times": bench.time_steps(step), "notes": f"{source}; DataLoader(num_workers={bench.workers}); "
+                                                              "cudnn.benchmark"}
         finally:
             sink.close()
+            torch.backends.cudnn.benchmark = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +329,8 @@ def run_shipped(bench: Bench, fast=None) -> dict:
 
 VARIANTS = {
     # name: (what it is, how to run it)
-    "tutorial": ("pytorch/examples style: torchvision MNIST + DataLoader, per-item transforms, fp32, .item() every step",
+    "tutorial": ("pytorch/examples style: torchvision MNIST + DataLoader, per-item transforms, fp32, cudnn.benchmark, "
+                 ".item() every step",
                  run_tutorial),
     "shipped-eager": ("train_gan --eager: resident data, CPU noise copied every step", lambda b: run_shipped(b, fast=False)),
     "resident": ("resident data, noise drawn on the device, no per-step sync; eager fp32, default Adam", run_resident),
@@ -476,6 +482,9 @@ def parse_args(argv=None):
                    help="seconds; variants that would start later are skipped (default: 240 GPU, 600 CPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                   help="each variant in its own process (default: on a GPU; see run_isolated)")
+    p.add_argument("--outcome-json", type=Path, default=None, help=argparse.SUPPRESS)  # run_isolated's child
     args = p.parse_args(argv)
     cuda = args.device.startswith("cuda")
     defaults = (dict(steps=3, repeats=2, warmup=1, workers=0, limit=1024, batch_size=32, width=16)
@@ -486,6 +495,8 @@ def parse_args(argv=None):
             setattr(args, k, v)
     if args.time_budget is None:
         args.time_budget = 240.0 if cuda else 600.0
+    if args.isolate is None:
+        args.isolate = cuda and args.outcome_json is None
     names = args.variants.split(",") if args.variants else (GPU_VARIANTS if cuda else CPU_VARIANTS)
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -494,12 +505,36 @@ def parse_args(argv=None):
     return args
 
 
+def run_isolated(name: str, args) -> dict:
+    """One variant in a fresh Python process, so that nothing carries over from the variants before
+    it: cuDNN caches its algorithm choice per convolution shape, and a choice made by an eager
+    variant (heuristics, benchmark mode off) was reused by a later graph variant of the same shapes,
+    costing it up to half its speed. Compiled code and the memory allocator's state stay behind too."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp) / "outcome.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--variants", name, "--outcome-json", str(dest),
+               "--device", args.device, "--batch-size", str(args.batch_size), "--z-dim", str(args.z_dim),
+               "--width", str(args.width), "--steps", str(args.steps), "--repeats", str(args.repeats),
+               "--warmup", str(args.warmup), "--workers", str(args.workers)]
+        for flag, value in (("--limit", args.limit), ("--threads", args.threads)):
+            if value:
+                cmd += [flag, str(value)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not dest.exists():
+            raise RuntimeError(f"the variant's process failed (exit {proc.returncode}): {proc.stderr[-600:]}")
+        return json.loads(dest.read_text())
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     bench = Bench(args)
+    if args.outcome_json:  # a child of run_isolated: one variant, its raw timings, nothing else
+        outcome = VARIANTS[args.variants[0]][1](bench)
+        args.outcome_json.write_text(json.dumps(outcome))
+        return outcome
     label = device_label(bench.device)
     print(f"train_speed: {label}, torch {torch.__version__}, batch {bench.B}, "
           f"{args.repeats} x {args.steps} steps after {args.warmup} warm-up", flush=True)
@@ -527,7 +562,8 @@ def main(argv=None) -> dict:
         else:
             t0 = time.perf_counter()
             try:
-                row = summarise(name, VARIANTS[name][1](bench), bench, flops, peak, baseline)
+                outcome = run_isolated(name, args) if args.isolate else VARIANTS[name][1](bench)
+                row = summarise(name, outcome, bench, flops, peak, baseline)
                 if name == "tutorial":
                     baseline = row["images_per_s"]
                     row["speedup_vs_tutorial"] = 1.0

@@ -65,3 +65,12 @@ def test_a_failing_variant_is_reported_and_the_others_still_run(train_speed, tmp
     assert rows["resident"]["error"] == "RuntimeError: this variant broke"
     assert rows["fast-eager"]["error"] is None and rows["fast-eager"]["images_per_s"] > 0
     assert "failed: RuntimeError: this variant broke" in (tmp_path / "train_speed_cpu_quick.md").read_text()
+
+
+def test_isolated_variants_run_in_their_own_processes(train_speed, tmp_path):
+    """--isolate (the GPU default): each variant in a fresh process, its timings collected."""
+    result = train_speed.main(["--device", "cpu", "--quick", "--threads", "1", "--isolate",
+                               "--variants", "tutorial,fast-eager", "--out-dir", str(tmp_path)])
+    assert [r["variant"] for r in result["rows"]] == ["tutorial", "fast-eager"]
+    assert all(r["error"] is None and r["images_per_s"] > 0 for r in result["rows"])
+    assert "cudnn.benchmark" in result["rows"][0]["notes"]
