@@ -447,17 +447,18 @@ def to_markdown(result: dict) -> str:
     units = list(peak)
     lines = [f"**{result['device']}** · torch {result['torch']} · {result['date']} · batch {result['batch_size']} · "
              f"median of {result['repeats']} × {result['steps']} steps · commit {result['git_commit']}", "",
-             "| variant | what | images/s | ms/step | s/epoch | × tutorial | "
-             + " | ".join(f"% {u} peak" for u in units) + " |",
-             "|---|---|---:|---:|---:|---:|" + "---:|" * len(units)]
+             "| variant | images/s | ms/step | s/epoch | × tutorial | "
+             + " | ".join(f"% {u} peak" for u in units) + " | what |",
+             "|---|---:|---:|---:|---:|" + "---:|" * len(units) + "---|"]
     for r in result["rows"]:
         if r.get("error"):
-            lines.append(f"| {r['variant']} | {r['what']} | failed: {r['error'][:120]} | | | |" + " |" * len(units))
+            status = "not run: time budget spent" if r["error"].startswith("skipped") else f"failed: {r['error'][:120]}"
+            lines.append(f"| {r['variant']} | {status} | | | |" + " |" * len(units) + f" {r['what']} |")
             continue
         speed = f"{r['speedup_vs_tutorial']:.2f}" if r["speedup_vs_tutorial"] else "–"
-        lines.append(f"| {r['variant']} | {r['what']} | {r['images_per_s']:,.0f} | {r['ms_per_step']:.2f} | "
+        lines.append(f"| {r['variant']} | {r['images_per_s']:,.0f} | {r['ms_per_step']:.2f} | "
                      f"{r['seconds_per_epoch']:.2f} | {speed} | "
-                     + " | ".join(f"{100 * r[f'fraction_of_{u}_peak']:.1f}" for u in units) + " |")
+                     + " | ".join(f"{100 * r[f'fraction_of_{u}_peak']:.1f}" for u in units) + f" | {r['what']} |")
     f = result["flops_per_image"]
     lines += ["", f"Model work: {f['frozen_d_step'] / 1e9:.3f} GFLOP per image per training step "
               f"({f['plain_step'] / 1e9:.3f} with D's unused weight gradients in the G step); measured peak: "
