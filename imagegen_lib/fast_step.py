@@ -38,8 +38,8 @@ why each change leaves the mathematics alone (bf16 aside, which rounds: ``GANCon
    transpose before and after most convolutions.
 9. **torch.compile of D** (``compile_mode``, ``compile_which="D"``): Inductor fuses each batch norm
    with its LeakyReLU (forward and backward) into a few kernels; the compiled code is captured
-   into the same graph. (G gains nothing measurable from it, and its 1×1-input projection needs a
-   layout work-around, so it stays eager.) If compiling fails, the step is captured without it.
+   into the same graph. (Compiling G as well made the step slower in the benchmark, so G stays
+   eager.) If compiling fails, the step is captured without it.
 10. **G's first layer as a matrix product** (``projection_as_matmul``, :class:`ProjectionAsMatmul`):
    the 7×7 transposed convolution of the 1×1 noise is a GEMM, which cuBLAS runs far faster than
    cuDNN runs the convolution.
@@ -169,15 +169,16 @@ class FastGANStep:
         sums = stepper.take_sums()           # {'loss_d': Σ over the steps since the last call, ...}
 
     ``opt_g``/``opt_d`` must be Adam with :func:`adam_options` (``capturable``) for graph capture.
-    ``use_graph=None`` captures on CUDA and runs eagerly elsewhere.
+    ``use_graph=None`` captures on CUDA and runs eagerly elsewhere. The other keywords are the levers
+    numbered in this module's docstring; :func:`shipped_options` gives the set ``train_gan`` uses.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, opt_g, opt_d, images: torch.Tensor, batch_size: int,
                  z_dim: int, g_loss_fn, *, labels: torch.Tensor | None = None, bf16: bool = False,
                  steps_per_graph: int = 1, use_graph: bool | None = None, freeze_d: bool = True,
                  cudnn_benchmark: bool = True, channels_last: bool = False, compile_mode: str | None = None,
-                 side_streams: bool = False, compile_which: str = "GD", autocast_cache: bool = False,
-                 projection_as_matmul: bool = False, warmup_steps: int = 3):
+                 side_streams: bool = False, compile_which: str = "GD", projection_as_matmul: bool = False,
+                 warmup_steps: int = 3):
         if steps_per_graph < 1:
             raise ValueError(f"steps_per_graph must be >= 1, got {steps_per_graph}")
         self.device = images.device
@@ -207,7 +208,7 @@ class FastGANStep:
             # them (tests/test_fast_step_cuda.py: graph and eager steps agree bit for bit); its
             # warning that the streams differ is about a cost we pay knowingly, once per capture.
             torch.autograd.graph.set_warn_on_accumulate_grad_stream_mismatch(False)
-        self.autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=autocast_cache))
+        self.autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False))
                          if bf16 and on_cuda else contextlib.nullcontext)  # no weight-cast cache: graphs
         self.cudnn_benchmark, self.warmup_steps = cudnn_benchmark, warmup_steps
         if projection_as_matmul:

@@ -74,3 +74,16 @@ def test_isolated_variants_run_in_their_own_processes(train_speed, tmp_path):
     assert [r["variant"] for r in result["rows"]] == ["tutorial", "fast-eager"]
     assert all(r["error"] is None and r["images_per_s"] > 0 for r in result["rows"])
     assert "cudnn.benchmark" in result["rows"][0]["notes"]
+
+
+def test_the_kernel_trace_table_renders_from_its_saved_result(capsys):
+    """benchmarks/profile_step.py needs a GPU to trace; its saved result renders anywhere."""
+    spec = importlib.util.spec_from_file_location("profile_step", SCRIPT.with_name("profile_step.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    saved = SCRIPT.parent / "results" / "profile_nvidia-h100-80gb-hbm3.json"
+    module.main(["--render", str(saved)])
+    table = capsys.readouterr().out
+    assert table == (SCRIPT.parent / "results" / "profile_nvidia-h100-80gb-hbm3.md").read_text()
+    for name in module.CONFIGS:
+        assert f"| {name} |" in table
