@@ -3,18 +3,16 @@
 60,000 × 1 × 28 × 28 float32 images are 188 MB: they fit in RAM and on any GPU, so the training
 loops index one big tensor instead of paying a ``DataLoader``'s per-item Python overhead.
 
-Where the files come from, in order:
-
-1. ``root=`` if you pass one;
-2. ``$IMAGEGEN_DATA``;
-3. ``../shared/data`` next to this repository (the course machines);
-4. ``~/.cache/imagegen/data`` — where ``download=True`` (torchvision's downloader, official
-   mirrors) puts them for users elsewhere.
+Where the files are looked for, where missing ones are downloaded to and from, and :func:`ensure`
+(what ``make data`` runs) live in :mod:`imagegen_lib.data_files`, which needs no torch; in short:
+``root=`` if you pass one, else ``$IMAGEGEN_DATA`` if set (then *only* there: an explicit setting
+that does not hold the data is an error naming it), else ``../shared/data`` beside the repository,
+then ``~/.cache/imagegen/data``, where downloads go (``$IMAGEGEN_DATA_URL`` picks a mirror).
 
 Each root is read in torchvision's layout, ``<root>/MNIST/raw/train-images-idx3-ubyte`` (or the
 same name with ``.gz``). Every file is checked against the sha256 of the official release, and
-its IDX header against its size, so a truncated or corrupted download fails loudly with a
-message that says how to fix it instead of training on garbage.
+its IDX header against its size, each time it is loaded, so a truncated or corrupted file fails
+loudly with a message that says how to fix it instead of training on garbage.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ import gzip
 import hashlib
 import os
 import struct
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,125 +28,36 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+# Re-exported: the file-level half of this module lives in data_files (no torch there, see its docstring).
+# USER_CACHE is deliberately not re-exported: a test patching data.USER_CACHE would patch a copy nobody reads.
+from .data_files import (DATASETS, DataCorruptedError, DataError, DataNotFoundError, DatasetSpec, _file_in, _spec,
+                         data_root, ensure, find_dataset_dir, search_roots)
+from .data_files import download_dataset as download_to_cache
+
 __all__ = [
     "DATASETS",
+    "DatasetSpec",
     "DataError",
     "DataNotFoundError",
     "DataCorruptedError",
     "search_roots",
+    "data_root",
     "find_dataset_dir",
     "read_idx",
     "load_images",
     "ImageTensorDataset",
+    "ensure",
     "download",
+    "download_to_cache",
+    "verify",
     "to_unit_range",
     "check_tanh_images",
 ]
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-USER_CACHE = Path(os.environ.get("IMAGEGEN_CACHE", Path.home() / ".cache" / "imagegen")) / "data"
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    folder: str  # torchvision's folder name under the root
-    classes: tuple[str, ...]
-    # sha256 of the *uncompressed* official files (the same bytes whether you got them as .gz or not)
-    sha256: dict[str, str]
-    citation: str
-
 
 _SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-
-DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(
-        folder="MNIST",
-        classes=tuple(str(i) for i in range(10)),
-        sha256={
-            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-        },
-        citation="LeCun, Bottou, Bengio, Haffner (1998), CC BY-SA 3.0",
-    ),
-    "fashion-mnist": DatasetSpec(
-        folder="FashionMNIST",
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        sha256={
-            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-        },
-        citation="Xiao, Rasul, Vollgraf (2017), MIT license",
-    ),
-}
-
-
-class DataError(RuntimeError):
-    """Base class: something is wrong with the data on disk. The message says how to fix it."""
-
-
-class DataNotFoundError(DataError, FileNotFoundError):
-    pass
-
-
-class DataCorruptedError(DataError, ValueError):
-    pass
-
-
-def _spec(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}") from None
-
-
-def search_roots(root: str | os.PathLike | None = None) -> list[Path]:
-    """The data roots tried, in order (see the module docstring)."""
-    if root is not None:
-        return [Path(root)]
-    roots = []
-    if os.environ.get("IMAGEGEN_DATA"):
-        roots.append(Path(os.environ["IMAGEGEN_DATA"]))
-    roots += [REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data", USER_CACHE]
-    unique = []
-    for r in roots:
-        r = r.resolve()
-        if r not in unique:
-            unique.append(r)
-    return unique
-
-
-def _file_in(raw: Path, stem: str) -> Path | None:
-    for candidate in (raw / stem, raw / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def find_dataset_dir(name: str = "mnist", root=None) -> Path:
-    """The ``raw/`` folder that holds all four IDX files of ``name``; a clear error if none does."""
-    spec = _spec(name)
-    tried = []
-    for r in search_roots(root):
-        raw = r / spec.folder / "raw"
-        tried.append(raw)
-        if all(_file_in(raw, stem) for stem in spec.sha256):
-            return raw
-    where = "\n".join(f"  - {p}" for p in tried)
-    raise DataNotFoundError(
-        f"{name} not found. Looked for {spec.folder}/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte[.gz] in:\n"
-        f"{where}\n"
-        "Fix: point IMAGEGEN_DATA at a folder that holds it (torchvision layout), or download it once with\n"
-        f"  imagegen data download {name}     (or, in Python: imagegen_lib.data.download({name!r}))"
-    )
-
 
 _IDX_DTYPES = {0x08: np.uint8}
 
@@ -227,7 +135,7 @@ def load_images(
     except DataNotFoundError:
         if not download:
             raise
-        raw = download_to_cache(name)
+        raw = download_to_cache(name, root)  # into root= if given, else the data root (data_files.data_root)
     images, labels = _load_uint8(name, split, raw)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
@@ -272,29 +180,8 @@ class ImageTensorDataset(Dataset):
         return self.images[i], int(self.labels[i])
 
 
-def download_to_cache(name: str = "mnist", root: str | os.PathLike | None = None) -> Path:
-    """Download the official files with torchvision (md5-checked), then sha256-check them here."""
-    import torchvision.datasets as tvd
-
-    spec = _spec(name)
-    target = Path(root) if root is not None else USER_CACHE
-    target.mkdir(parents=True, exist_ok=True)
-    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}[name]
-    try:
-        for train in (True, False):
-            cls(root=str(target), train=train, download=True)
-    except Exception as e:  # network errors come in many types; the fix is the same
-        raise DataNotFoundError(
-            f"downloading {name} into {target} failed: {e}\n"
-            "Fix: check your network, or copy the four official IDX files into "
-            f"{target / spec.folder / 'raw'} (or anywhere, and set IMAGEGEN_DATA)."
-        ) from None
-    raw = target / spec.folder / "raw"
-    for stem, sha in spec.sha256.items():
-        read_idx(_file_in(raw, stem), sha)
-    return raw
-
-
+# One downloader for everything (imagegen_lib.download, through data_files): each file verified before
+# it is kept, nothing partial left behind. ``data.download("mnist")`` is the short name.
 download = download_to_cache
 
 

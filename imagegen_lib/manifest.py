@@ -15,10 +15,12 @@ import os
 from pathlib import Path
 
 from .checkpoint import atomic_write_bytes, checkpoint_paths, load_checkpoint, sha256_file
+from .paths import book_root
 
 __all__ = ["CHECKPOINT_DIR", "MAX_BYTES", "read_manifest", "ship", "update_metrics", "record_floor", "shipped"]
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+# The clone's checkpoints/, or outside a clone the folder the notebook's first cell fills (paths.py).
+CHECKPOINT_DIR = book_root() / "checkpoints"
 MAX_BYTES = 10 * 1024 * 1024  # the repository's budget per checkpoint
 
 _RUN_KEYS = ("kind", "arch", "dataset", "command", "seed", "git_commit", "device", "torch",
@@ -80,7 +82,10 @@ def shipped(name: str, directory: Path = CHECKPOINT_DIR) -> Path:
     stem = Path(directory) / name
     if not checkpoint_paths(stem)[0].exists():
         known = sorted(read_manifest(directory)["checkpoints"])
-        raise FileNotFoundError(f"no shipped checkpoint {name!r} in {directory}; shipped: {known}")
+        hint = "" if name not in known else (
+            " (it is shipped, but not downloaded here: the notebook's first cell fetches what its chapter "
+            "needs, see imagegen_lib.book_files.prepare_chapter)")
+        raise FileNotFoundError(f"no shipped checkpoint {name!r} in {directory}; shipped: {known}{hint}")
     return stem
 
 

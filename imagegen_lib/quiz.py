@@ -480,17 +480,19 @@ def _slug(name: str) -> str:
 
 
 def quiz_dir() -> Path:
-    """Where banks live: ``$IMAGEGEN_QUIZ_DIR``; else ``book/quizzes`` of the repository this
-    package is imported from (the editable install); else the nearest ``book/quizzes`` at or
-    above the working directory (notebooks run from ``notebooks/``)."""
+    """Where banks live: ``$IMAGEGEN_QUIZ_DIR``; else ``book/quizzes`` of the book's files
+    (:func:`imagegen_lib.paths.book_root`: the clone, or what a notebook's first cell fetched
+    outside one); else the nearest ``book/quizzes`` at or above the working directory."""
     if os.environ.get("IMAGEGEN_QUIZ_DIR"):
         return Path(os.environ["IMAGEGEN_QUIZ_DIR"])
-    candidates = [Path(__file__).resolve().parents[1]]
-    candidates += [Path.cwd(), *Path.cwd().parents]
-    for root in candidates:
+    from .paths import book_root
+
+    for root in [book_root(), Path.cwd(), *Path.cwd().parents]:
         if (root / "book" / "quizzes").is_dir():
             return root / "book" / "quizzes"
-    raise FileNotFoundError("no book/quizzes folder found (set IMAGEGEN_QUIZ_DIR)")
+    raise FileNotFoundError(f"no book/quizzes folder in {book_root()} or above the working directory: outside "
+                            "the book's repository fetch it with imagegen_lib.book_files.prepare_chapter(<chapter>), "
+                            "or set IMAGEGEN_QUIZ_DIR")
 
 
 def load_quiz(chapter: str) -> Quiz:

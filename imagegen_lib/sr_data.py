@@ -1,7 +1,9 @@
 """Super-resolution data: the benchmark sets, HR/LR pairs, and a patch sampler that lives on the GPU.
 
-**Sets** (all real images, read from ``<root>/sr/<Set>/`` through :func:`imagegen_lib.data.search_roots`:
-``$IMAGEGEN_DATA``, ``../shared/data``, ``~/.cache/imagegen/data``; every file sha256-checked):
+**Sets** (all real images, read from ``<root>/sr/<Set>/``; where they are looked for and where a
+missing set is downloaded from is :mod:`imagegen_lib.data_files`' business: ``$IMAGEGEN_DATA``
+alone when set, else ``../shared/data`` beside the repository, then ``~/.cache/imagegen/data``;
+every file sha256-checked each time it is read):
 
 - ``T91`` — training (Yang et al. 2010; 91 images, 78×78 … 508×233);
 - ``Set5``, ``Set14``, ``BSD100`` — evaluation (Set14's ``bridge`` is grayscale: it is read as gray
@@ -20,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
-import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,35 +30,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import USER_CACHE, DataCorruptedError, DataNotFoundError, search_roots
+from .data import DataCorruptedError, DataNotFoundError
+# The file-level half (the sets' specs, finding, downloading) lives in data_files, which needs no torch.
+from .data_files import (SR_SETS, SRSetSpec, _download_sr_set, _files_of, data_root, download_sr_sets, find_sr_set,
+                         pixel_sha256)
 from .imresize import imresize_uint8
 from .metrics.sr import rgb_to_ycbcr
-from .sr_checksums import BSD100_SOURCE_NAMES, FILE_SHA256, T91_PIXEL_SHA256
+from .sr_checksums import FILE_SHA256, T91_PIXEL_SHA256
 
-__all__ = ["SR_SETS", "SRImage", "find_sr_set", "load_sr_set", "verify_sr_sets", "download_sr_sets",
+__all__ = ["SR_SETS", "SRSetSpec", "SRImage", "find_sr_set", "load_sr_set", "verify_sr_sets", "download_sr_sets",
            "modcrop", "make_lr", "LR_RESIZERS", "PatchSampler", "FSRCNN_DOWNSCALES"]
-
-# Where each set comes from (see ../shared/data/README.md): repository, commit, folder, and how the
-# file is named there. Set5/Set14/BSD100 bytes are unchanged (sha256 = FILE_SHA256); T91 comes as
-# BMP and is stored as PNG (checked by its decoded pixels).
-_DENOISING = ("majedelhelou/denoising_datasets", "58234876fef6f1b56306705c78dfd40cdb837b86")
-_DCSCN = ("jiny2001/dcscn-super-resolution", "d382bc30d41c94ac72f8cb148d61cc4864b3b380")
-
-
-@dataclass(frozen=True)
-class SRSetSpec:
-    role: str  # 'train' | 'eval'
-    repo: tuple[str, str]  # (owner/name, commit)
-    source_folder: str
-    citation: str
-
-
-SR_SETS: dict[str, SRSetSpec] = {
-    "Set5": SRSetSpec("eval", _DENOISING, "CSet5", "Bevilacqua et al., BMVC 2012"),
-    "Set14": SRSetSpec("eval", _DENOISING, "CSet14", "Zeyde et al., Curves and Surfaces 2010"),
-    "BSD100": SRSetSpec("eval", _DCSCN, "data/bsd100", "Martin et al., ICCV 2001 (BSDS300 test split)"),
-    "T91": SRSetSpec("train", _DCSCN, "data/yang91", "Yang et al., IEEE TIP 2010"),
-}
 
 
 @dataclass(frozen=True)
@@ -66,42 +47,6 @@ class SRImage:
     name: str  # file stem, e.g. 'baby'
     hr: torch.Tensor  # (3, H, W) uint8; a grayscale file is repeated to 3 channels
     gray: bool  # the file was grayscale
-
-
-def _spec(name: str) -> SRSetSpec:
-    if name not in SR_SETS:
-        raise ValueError(f"unknown super-resolution set {name!r}; choose one of {list(SR_SETS)}")
-    return SR_SETS[name]
-
-
-def _files_of(name: str) -> list[str]:
-    """File names of a set, in natural order (t2 before t10)."""
-    files = [k.split("/", 1)[1] for k in FILE_SHA256 if k.startswith(name + "/")]
-
-    def natural(f):
-        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f)]
-    return sorted(files, key=natural)
-
-
-def find_sr_set(name: str, root=None) -> Path:
-    """The folder ``<root>/sr/<name>`` that holds every file of the set; a clear error if none does."""
-    _spec(name)
-    files = _files_of(name)
-    tried = []
-    for r in search_roots(root):
-        folder = r / "sr" / name
-        tried.append(folder)
-        if all((folder / f).is_file() for f in files):
-            return folder
-    where = "\n".join(f"  - {p}" for p in tried)
-    raise DataNotFoundError(
-        f"super-resolution set {name} not found. Looked for sr/{name}/ with its {len(files)} images in:\n{where}\n"
-        "Fix: point IMAGEGEN_DATA at a folder holding sr/{Set5,Set14,BSD100,T91}, or download them once with\n"
-        "  imagegen data download sr     (or, in Python: imagegen_lib.sr_data.download_sr_sets())")
-
-
-def _pixel_sha256(img: Image.Image) -> str:
-    return hashlib.sha256(f"{img.mode} {img.size[0]}x{img.size[1]}\n".encode() + img.tobytes()).hexdigest()
 
 
 def _read_verified(set_name: str, path: Path) -> Image.Image:
@@ -113,7 +58,7 @@ def _read_verified(set_name: str, path: Path) -> Image.Image:
     except OSError as e:
         raise DataCorruptedError(f"{path}: not a readable image ({e}); delete it and download again.") from None
     if hashlib.sha256(blob).hexdigest() != expected and not (
-            set_name == "T91" and _pixel_sha256(img) == T91_PIXEL_SHA256.get(path.stem)):
+            set_name == "T91" and pixel_sha256(img) == T91_PIXEL_SHA256.get(path.stem)):
         raise DataCorruptedError(
             f"{path}: sha256 does not match the published file ({expected[:12]}…): corrupted or a different "
             "version of the image. Delete it and download again (imagegen data download sr).")
@@ -146,8 +91,7 @@ def load_sr_set(name: str, root=None, download: bool = False) -> list[SRImage]:
     except DataNotFoundError:
         if not download:
             raise
-        download_sr_sets([name])
-        folder = find_sr_set(name, USER_CACHE)
+        folder = _download_sr_set(name, Path(root) if root is not None else data_root())
     return list(_load(name, folder.resolve()))
 
 
@@ -159,58 +103,6 @@ def verify_sr_sets(names=None, root=None) -> dict[str, Path]:
         _load.cache_clear()
         _load(name, found[name].resolve())
     return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Download (for users without ../shared/data): raw files of the pinned commits, checked here
-# ---------------------------------------------------------------------------------------------
-
-def _source_files(name: str) -> list[tuple[str, str]]:
-    """``[(path in the source repository, file name here), …]``."""
-    spec = _spec(name)
-    if name == "BSD100":
-        return [(f"{spec.source_folder}/{src}", dst) for src, dst in sorted(BSD100_SOURCE_NAMES.items())]
-    if name == "T91":
-        return [(f"{spec.source_folder}/{Path(f).stem}.bmp", f) for f in _files_of(name)]
-    return [(f"{spec.source_folder}/{f}", f) for f in _files_of(name)]
-
-
-def _fetch(url: str) -> bytes:  # one place to swap out (tests feed it local files)
-    with urllib.request.urlopen(url, timeout=60) as r:
-        return r.read()
-
-
-def download_sr_sets(names=None, root=None) -> Path:
-    """Fetch the sets from the pinned GitHub commits into ``root`` (default ``~/.cache/imagegen/data``).
-
-    Set5/Set14/BSD100 are stored byte for byte (and sha256-checked); T91's BMPs are decoded and
-    saved as PNG, checked by their pixels. Nothing is written for an image that fails its check.
-    """
-    target = Path(root) if root is not None else USER_CACHE
-    for name in names or SR_SETS:
-        repo, commit = _spec(name).repo
-        folder = target / "sr" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for src, dst in _source_files(name):
-            if (folder / dst).is_file():
-                continue
-            url = f"https://raw.githubusercontent.com/{repo}/{commit}/{src}"
-            try:
-                blob = _fetch(url)
-            except Exception as e:  # network errors come in many types; the fix is the same
-                raise DataNotFoundError(f"downloading {url} failed: {e}\nFix: check your network, or copy the "
-                                        f"sets into {target / 'sr'} (or anywhere, and set IMAGEGEN_DATA).") from None
-            if name == "T91":
-                img = Image.open(io.BytesIO(blob)).convert("RGB")
-                if _pixel_sha256(img) != T91_PIXEL_SHA256[Path(dst).stem]:
-                    raise DataCorruptedError(f"{url}: pixels differ from the published T91 image {dst}")
-                buf = io.BytesIO()
-                img.save(buf, format="PNG")
-                blob = buf.getvalue()
-            elif hashlib.sha256(blob).hexdigest() != FILE_SHA256[f"{name}/{dst}"]:
-                raise DataCorruptedError(f"{url}: sha256 differs from the published file {name}/{dst}")
-            (folder / dst).write_bytes(blob)
-    return target / "sr"
 
 
 # ---------------------------------------------------------------------------------------------

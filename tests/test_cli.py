@@ -14,8 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from imagegen_lib import cli, data
+from imagegen_lib import cli, data_files
 from imagegen_lib.train import load_generator
+
+from conftest import needs_data, require_data
 
 TINY = ["--epochs", "1", "--limit", "256", "--batch-size", "64", "--width", "8", "--z-dim", "16",
         "--device", "cpu"]
@@ -34,6 +36,7 @@ def _no_debug(monkeypatch):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """One tiny DCGAN run made by the CLI: 256 images / batch 64 = 4 steps."""
+    require_data("mnist")
     out = tmp_path_factory.mktemp("cli") / "run"
     assert cli.main(["train", "dcgan", *TINY, "--out", str(out), "--no-progress"]) == 0
     return out
@@ -97,6 +100,7 @@ def test_resume_with_other_settings_is_refused(trained, tmp_path, capsys):
     assert json.loads((run / "last.json").read_text())["step"] == 4
 
 
+@needs_data("mnist")  # the CLI loads the data before it gets to this check
 def test_resume_without_a_run(tmp_path, capsys):
     assert cli.main(["train", "dcgan", *TINY, "--out", str(tmp_path / "new"), "--no-progress", "--resume"]) == 2
     assert "holds no checkpoint" in capsys.readouterr().err
@@ -119,6 +123,7 @@ def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
         assert img.size == grid_size(10, nrow=5)
 
 
+@needs_data("mnist")
 def test_mlpgan_trains_and_samples(tmp_path):
     out = tmp_path / "mlp"
     assert cli.main(["train", "mlpgan", "--epochs", "1", "--limit", "64", "--batch-size", "64", "--z-dim", "8",
@@ -130,6 +135,7 @@ def test_mlpgan_trains_and_samples(tmp_path):
         assert img.size == grid_size(8)
 
 
+@needs_data("mnist")
 def test_progress_bar_on_stderr(tmp_path, capsys):
     assert cli.main(["train", "dcgan", "--epochs", "1", "--limit", "64", "--batch-size", "64", "--width", "8",
                      "--z-dim", "8", "--device", "cpu", "--out", str(tmp_path / "bar")]) == 0
@@ -138,6 +144,7 @@ def test_progress_bar_on_stderr(tmp_path, capsys):
     assert "step/s" not in captured.out and "done: 1 steps" in captured.out
 
 
+@needs_data("mnist")
 def test_no_progress_hides_the_bar(tmp_path, capsys):
     assert cli.main(["train", "dcgan", "--epochs", "1", "--limit", "64", "--batch-size", "64", "--width", "8",
                      "--z-dim", "8", "--device", "cpu", "--out", str(tmp_path / "quiet"), "--no-progress"]) == 0
@@ -176,6 +183,7 @@ def test_bad_flag_values(argv, message, tmp_path, capsys):
     assert not out.exists()  # rejected before anything was started
 
 
+@needs_data("mnist")  # the CLI loads the data before it gets to this check
 def test_unwritable_out_dir(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -187,6 +195,7 @@ def test_unwritable_out_dir(tmp_path, capsys):
     assert blocker.read_text() == "not a folder"
 
 
+@needs_data("mnist")  # the CLI loads the data before it gets to this check
 def test_too_few_images_for_the_batch(tmp_path, capsys):
     rc = cli.main(["train", "dcgan", "--epochs", "1", "--limit", "10", "--batch-size", "64",
                    "--device", "cpu", "--out", str(tmp_path / "r"), "--no-progress"])
@@ -207,8 +216,8 @@ def test_sample_refuses_a_training_state(trained, tmp_path, capsys):
 
 def test_missing_data(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("IMAGEGEN_DATA", raising=False)
-    monkeypatch.setattr(data, "REPO_ROOT", tmp_path / "repo")
-    monkeypatch.setattr(data, "USER_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(data_files, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(data_files, "USER_CACHE", tmp_path / "cache")
     monkeypatch.chdir(tmp_path)
     assert cli.main(["data", "check", "mnist"]) == 2
     err = capsys.readouterr().err
@@ -228,6 +237,7 @@ def test_no_cuda_is_a_clear_error(tmp_path, capsys):
     assert "torch sees no CUDA GPU" in capsys.readouterr().err
 
 
+@needs_data("mnist", "fashion-mnist")
 def test_data_check(capsys):
     assert cli.main(["data", "check"]) == 0
     out = capsys.readouterr().out

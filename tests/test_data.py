@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
 import sys
-import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from imagegen_lib import data
+from imagegen_lib import data, data_files
 from imagegen_lib.data import DataCorruptedError, DataNotFoundError, read_idx
 
-from conftest import REAL_MNIST_RAW, real_bytes
+from conftest import needs_data, real_bytes, real_raw
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -60,6 +62,7 @@ def test_mnist_test_split():
     assert y[:5].tolist() == [7, 2, 1, 0, 4]
 
 
+@needs_data("fashion-mnist")
 def test_fashion_mnist_is_balanced():
     _, y = data.load_images("fashion-mnist", "train", (0, 1))
     assert torch.bincount(y, minlength=10).tolist() == [6000] * 10
@@ -86,7 +89,7 @@ def test_dataset_works_with_a_dataloader():
 
 
 def test_verify_checks_all_files():
-    assert data.verify("mnist") == REAL_MNIST_RAW
+    assert data.verify("mnist") == real_raw("mnist")
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -104,11 +107,18 @@ def test_bad_arguments(kwargs, match):
 # Where the files are looked for
 # ---------------------------------------------------------------------------------------------
 
-def test_imagegen_data_env_comes_first(fake_data_root, monkeypatch):
+def test_imagegen_data_is_the_only_root(fake_data_root, tmp_path, monkeypatch):
     root = fake_data_root()
     monkeypatch.setenv("IMAGEGEN_DATA", str(root))
-    assert data.search_roots()[0] == root.resolve()
+    assert data.search_roots() == [root.resolve()] and data.data_root() == root.resolve()
     assert data.find_dataset_dir("mnist") == root.resolve() / "MNIST" / "raw"
+    # a set it does not hold is an error naming it, not a fall-back to another copy
+    with pytest.raises(DataNotFoundError) as info:
+        data.find_dataset_dir("fashion-mnist")
+    msg = str(info.value)
+    assert msg.startswith(f"fashion-mnist not found in IMAGEGEN_DATA={root}: {root.resolve() / 'FashionMNIST' / 'raw'}")
+    assert "imagegen data download fashion-mnist" in msg and "unset IMAGEGEN_DATA" in msg
+    assert "shared" not in msg  # nothing else was looked at
 
 
 def test_root_argument_is_the_only_place_looked(fake_data_root, tmp_path, monkeypatch):
@@ -127,8 +137,8 @@ def test_root_argument_is_the_only_place_looked(fake_data_root, tmp_path, monkey
 def nothing_found(tmp_path, monkeypatch):
     """Point every default search root into an empty tmp_path."""
     monkeypatch.delenv("IMAGEGEN_DATA", raising=False)
-    monkeypatch.setattr(data, "REPO_ROOT", tmp_path / "repo")
-    monkeypatch.setattr(data, "USER_CACHE", tmp_path / "cache" / "data")
+    monkeypatch.setattr(data_files, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(data_files, "USER_CACHE", tmp_path / "cache" / "data")
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
     return tmp_path
@@ -143,6 +153,7 @@ def test_missing_data_error_names_paths_and_fix(nothing_found):
     for searched in (tmp / "shared" / "data", tmp / "cache" / "data"):
         assert str(searched / "MNIST" / "raw") in msg
     assert "IMAGEGEN_DATA" in msg and "imagegen data download mnist" in msg
+    assert f"which puts it in {tmp / 'cache' / 'data'}" in msg  # where the download would go
 
 
 def test_partial_folder_is_not_found(nothing_found, fake_data_root):
@@ -155,27 +166,16 @@ def test_partial_folder_is_not_found(nothing_found, fake_data_root):
 def test_download_fallback_is_used_only_when_asked(nothing_found, fake_data_root, monkeypatch):
     root = fake_data_root()
     calls = []
-    monkeypatch.setattr(data, "download_to_cache", lambda name: calls.append(name) or root / "MNIST" / "raw")
+    monkeypatch.setattr(data, "download_to_cache",
+                        lambda name, root_arg=None: calls.append((name, root_arg)) or root / "MNIST" / "raw")
     with pytest.raises(DataNotFoundError):
         data.load_images("mnist", limit=3)
     assert calls == []
     _, y = data.load_images("mnist", limit=3, download=True)
-    assert calls == ["mnist"] and y.tolist() == [5, 0, 4]
+    assert calls == [("mnist", None)] and y.tolist() == [5, 0, 4]
 
 
-def test_failed_download_says_how_to_fix(tmp_path, monkeypatch):
-    def offline(*args, **kwargs):
-        raise OSError("Name or service not known")
-
-    # a stand-in for torchvision.datasets (importing the real one costs seconds)
-    tv, tvd = types.ModuleType("torchvision"), types.ModuleType("torchvision.datasets")
-    tvd.MNIST = tvd.FashionMNIST = offline
-    tv.datasets = tvd
-    monkeypatch.setitem(sys.modules, "torchvision", tv)
-    monkeypatch.setitem(sys.modules, "torchvision.datasets", tvd)
-    with pytest.raises(DataNotFoundError) as info:
-        data.download_to_cache("mnist", root=tmp_path)
-    assert "Name or service not known" in str(info.value) and "IMAGEGEN_DATA" in str(info.value)
+# The download itself (a mirror on 127.0.0.1, corrupted and interrupted files): tests/test_download.py
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,3 +277,78 @@ def test_images_and_labels_of_different_lengths(fake_data_root, monkeypatch):
     monkeypatch.setitem(SHA, "t10k-labels-idx1-ubyte", hashlib.sha256(bytes(blob)).hexdigest())
     with pytest.raises(DataCorruptedError, match="don't match"):
         data.load_images("mnist", "test", root=root)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests that need data: skipped where it is absent, a failure under CI=true (tests/needs_data.py)
+# ---------------------------------------------------------------------------------------------
+
+TINY_SUITE = '''
+import pytest
+from imagegen_lib.data_files import DataNotFoundError
+from needs_data import needs_data, require_data
+
+
+@pytest.fixture
+def set5():
+    return require_data("Set5")
+
+
+def test_without_data():
+    pass
+
+
+@needs_data("mnist")
+def test_marked():
+    pass
+
+
+def test_fixture(set5):
+    pass
+
+
+def test_loader_raises():
+    raise DataNotFoundError("fashion-mnist not found. Looked for ...")
+
+
+def test_skipped_for_another_reason():
+    pytest.skip("not on this platform")
+'''
+
+
+def run_tiny_suite(tmp_path, ci: str | None, *args) -> subprocess.CompletedProcess:
+    """pytest on TINY_SUITE in a subprocess, with an empty $IMAGEGEN_DATA (so every set is absent)."""
+    (tmp_path / "suite").mkdir(exist_ok=True)
+    (tmp_path / "suite" / "test_tiny.py").write_text(TINY_SUITE)
+    (tmp_path / "suite" / "conftest.py").write_text(
+        "from needs_data import pytest_configure, pytest_runtest_makereport  # noqa: F401\n")
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    # Without the installed plugins (nbval's imports alone take 2-3 s); the hooks come from conftest.py.
+    env = {**os.environ, "IMAGEGEN_DATA": str(tmp_path / "empty"), "PYTHONPATH": str(Path(__file__).parent),
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("CI", None)
+    if ci is not None:
+        env["CI"] = ci
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *args,
+                           str(tmp_path / "suite")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_missing_data_skips_with_a_reason_and_fails_under_ci(tmp_path):
+    local = run_tiny_suite(tmp_path, None)
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert "1 passed, 4 skipped" in local.stdout
+    assert local.stdout.count("needs data:") == 3  # mark, fixture, and the loader's error
+    assert "needs data: mnist not found in IMAGEGEN_DATA=" in local.stdout
+    assert "needs data: fashion-mnist not found. Looked for ... — run `make data`" in local.stdout
+
+    ci = run_tiny_suite(tmp_path, "true")
+    assert ci.returncode == 1, ci.stdout + ci.stderr
+    assert "data missing under CI=true" in ci.stdout
+    assert "CI=true: 3 test(s) skipped for want of data, which fails the run" in ci.stdout
+    for name in ("test_marked", "test_fixture", "test_loader_raises"):
+        assert f"test_tiny.py::{name}: needs data:" in ci.stdout
+    assert "test_skipped_for_another_reason:" not in ci.stdout  # other skips are not data skips
+
+    other_skips_only = run_tiny_suite(tmp_path, "true", "-k", "without_data or another_reason")
+    assert other_skips_only.returncode == 0, other_skips_only.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import shutil
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from imagegen_lib import cli, manifest, sr_data
 from imagegen_lib.checkpoint import load_checkpoint
@@ -21,6 +19,8 @@ from imagegen_lib.metrics.sr import (BICUBIC_BASELINES, check_image, evaluate_sr
 from imagegen_lib.models.sr import SR_ARCHS, build_sr, count_parameters, self_ensemble, super_resolve
 from imagegen_lib.sr_data import PatchSampler, load_sr_set, make_lr, modcrop
 from imagegen_lib.train_sr import SRConfig, load_sr_model, train_sr
+
+from conftest import needs_data, require_data
 
 # Published bicubic SSIMs (VDSR, Kim et al. 2016, Table 2), next to the PSNRs in BICUBIC_BASELINES.
 BICUBIC_SSIM = {("Set5", 2): 0.9299, ("Set5", 3): 0.8682, ("Set5", 4): 0.8104,
@@ -76,6 +76,7 @@ def test_psnr_and_ssim_basics():
     assert ssim(a, b) == pytest.approx(ssim(b, a)) and 0 < ssim(a, b) < 1
 
 
+@needs_data("Set5")
 def test_protocol_choices_change_the_number(tmp_path):
     """The sensitivity table's point: each protocol step moves the number (bicubic, Set5 x3)."""
     runs = {"standard": [], "rgb": ["--channel", "rgb"], "no-shave": ["--no-shave"], "pil": ["--lr-resize", "pil"],
@@ -120,30 +121,7 @@ def test_missing_and_corrupted_data_say_how_to_fix_it(tmp_path):
         load_sr_set("Set15")
 
 
-def test_download_stores_verified_files(tmp_path, monkeypatch):
-    """The download path, fed from the local copy: Set5 byte for byte, T91 from BMP to PNG."""
-    real = {name: sr_data.find_sr_set(name) for name in ("Set5", "T91")}
-    urls = []
-
-    def fake_fetch(url):
-        urls.append(url)
-        name = Path(url).name
-        if name.endswith(".bmp"):
-            buf = io.BytesIO()
-            Image.open(real["T91"] / name.replace(".bmp", ".png")).save(buf, format="BMP")
-            return buf.getvalue()
-        return (real["Set5"] / name).read_bytes()
-
-    monkeypatch.setattr(sr_data, "_fetch", fake_fetch)
-    sr_data.download_sr_sets(["Set5", "T91"], root=tmp_path)
-    assert urls[0] == ("https://raw.githubusercontent.com/majedelhelou/denoising_datasets/"
-                       "58234876fef6f1b56306705c78dfd40cdb837b86/CSet5/baby.png")
-    assert any(u.endswith("d382bc30d41c94ac72f8cb148d61cc4864b3b380/data/yang91/t1.bmp") for u in urls)
-    assert len(load_sr_set("T91", root=tmp_path)) == 91  # re-encoded PNGs pass on their pixels
-    monkeypatch.setattr(sr_data, "_fetch", lambda url: b"not an image")
-    with pytest.raises(DataCorruptedError, match="sha256"):
-        sr_data.download_sr_sets(["Set14"], root=tmp_path)
-    assert not (tmp_path / "sr" / "Set14" / "baboon.png").exists()
+# Downloading the sets (from a mirror on 127.0.0.1; T91 from BMP to PNG): tests/test_download.py
 
 
 def test_lr_images_and_odd_sizes():
@@ -275,6 +253,8 @@ def test_config_is_checked():
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory) -> Path:
     """A tiny residual net trained by the real CLI: 6 steps on T91 at x2."""
+    require_data("T91")
+    require_data("Set5")  # scored at the end of the run
     out = tmp_path_factory.mktemp("sr") / "run"
     assert cli.main(["train", "sr", "--arch", "resnet", "--out", str(out), "--steps", "6", *TINY_TRAIN]) == 0
     return out
@@ -333,6 +313,7 @@ def test_fine_tuning_another_scale_keeps_the_body(cli_run, tmp_path):
 # eval-sr
 # ---------------------------------------------------------------------------------------------
 
+@needs_data("Set5")
 def test_eval_sr_bicubic_prints_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bicubic.json"
     assert cli.main(["eval-sr", "bicubic", "--set", "Set5", "--scale", "4", "--json", str(out), "--verbose"]) == 0
@@ -373,6 +354,7 @@ def test_eval_sr_refusals(cli_run, tmp_path, capsys):
     assert "imagegen: error:" in capsys.readouterr().err
 
 
+@needs_data("Set5", "Set14", "BSD100", "T91")
 def test_data_check_sr(capsys):
     assert cli.main(["data", "check", "sr"]) == 0
     out = capsys.readouterr().out

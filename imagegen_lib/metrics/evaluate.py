@@ -31,7 +31,6 @@ from .core import (FeatureExtractor, Features, class_coverage, class_histogram, 
 
 __all__ = ["evaluate_generator", "evaluate_real", "default_classifier_stem", "format_report"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CLASSIFIER_STEMS = {"mnist": "classifier_mnist", "fashion-mnist": "classifier_fashion"}
 
 
@@ -40,7 +39,9 @@ def default_classifier_stem(dataset: str) -> Path:
     if dataset not in CLASSIFIER_STEMS:
         raise ValueError(f"no classifier is known for dataset {dataset!r}; "
                          f"choose one of {sorted(CLASSIFIER_STEMS)}")
-    stem = REPO_ROOT / "checkpoints" / CLASSIFIER_STEMS[dataset]
+    from .. import manifest  # looked up at call time: tests point CHECKPOINT_DIR at a temporary folder
+
+    stem = manifest.CHECKPOINT_DIR / CLASSIFIER_STEMS[dataset]
     if not stem.with_suffix(".safetensors").is_file():
         raise FileNotFoundError(
             f"the {dataset} classifier the metrics need is missing: {stem}.safetensors (+ .json). "

@@ -1,0 +1,219 @@
+"""A chapter downloaded alone runs top to bottom: its first cell installs the library and fetches its files.
+
+Everything a reader's machine would fetch from the internet is served on loopback instead:
+
+- the library's repository: a throwaway git repository made from this working tree's files,
+  committed, served as a bare repository over git's dumb HTTP protocol (``IMAGEGEN_REPO``);
+- the same tree as the raw-file server (``IMAGEGEN_FILES_URL``) and the data root as the data
+  mirror (``IMAGEGEN_DATA_URL``).
+
+The notebook runs in a fresh venv that cannot import ``imagegen_lib`` but sees the heavy
+dependencies (torch, ipykernel, nbclient, setuptools) through a ``.pth`` file pointing at symlinks
+to this venv's packages, as Colab has torch but not the library. pip gets no index and no build
+isolation, and a dead proxy catches any request that is not to loopback. HOME and the cache are
+empty folders.
+
+q4_training_problems is the chapter: it needs data (MNIST), a checkpoint and its quiz, and runs in
+about 75 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+from pathlib import Path
+
+import pytest
+
+from imagegen_lib import data_files
+from imagegen_lib.book_files import CHAPTERS
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+CHAPTER = "q4_training_problems"
+# What the pip install and the chapter's files need from the tree.
+TREE = ("imagegen_lib", "pyproject.toml", "README.md")
+
+
+def _load_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("notebook_bootstrap", REPO / "scripts" / "notebook_bootstrap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+nbb = _load_script()
+
+
+def _run(cmd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return _run(["git", *args], cwd=cwd, env=env).stdout.strip()
+
+
+def _source_tree(dest: Path) -> str:
+    """The working tree's library, the chapter's checkpoints and quiz, committed; returns the commit."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in TREE:
+        src = REPO / name
+        (shutil.copytree(src, dest / name, ignore=ignore) if src.is_dir() else shutil.copy2(src, dest / name))
+    (dest / "checkpoints").mkdir()
+    manifest = json.loads((REPO / "checkpoints" / "MANIFEST.json").read_text())
+    shutil.copy2(REPO / "checkpoints" / "MANIFEST.json", dest / "checkpoints")
+    for name in CHAPTERS[CHAPTER].checkpoints:
+        entry = manifest["checkpoints"][name]
+        for file in (entry["file"], entry["meta_file"], entry.get("history_file")):
+            if file:
+                shutil.copy2(REPO / "checkpoints" / file, dest / "checkpoints")
+    (dest / "book" / "quizzes").mkdir(parents=True)
+    shutil.copy2(REPO / "book" / "quizzes" / f"{CHAPTER}.yml", dest / "book" / "quizzes")
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "add", ".")
+    _git(dest, "commit", "-q", "-m", "book")
+    return _git(dest, "rev-parse", "HEAD")
+
+
+def _bare_repo(src: Path, dest: Path) -> None:
+    """``src`` as a bare repository that git's dumb HTTP protocol can clone from a static file server."""
+    _git(src.parent, "clone", "-q", "--bare", "--no-local", str(src), str(dest))
+    _git(dest, "repack", "-a", "-d", "-q")  # one pack: one request instead of one per object
+    _git(dest, "update-server-info")  # info/refs and objects/info/packs, what a dumb client reads
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _serve(folder: Path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _fresh_venv(dest: Path, deps: Path) -> Path:
+    """A venv without imagegen_lib that sees every other package of this venv; returns its python."""
+    deps.mkdir()
+    site = Path(sysconfig.get_paths()["purelib"])
+    for entry in site.iterdir():
+        skip = (entry.name.startswith(("imagegen_lib", "__editable__", "__pycache__"))
+                or entry.suffix == ".pth")  # the editable install's hooks, and .pth files (not read here anyway)
+        if not skip:
+            (deps / entry.name).symlink_to(entry)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(dest)])  # pip comes through the symlinks too
+    python = dest / "bin" / "python"
+    fresh_site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+    (fresh_site / "project_deps.pth").write_text(f"{deps}\n")
+    return python
+
+
+def _lone_notebook(folder: Path, commit: str) -> Path:
+    """The chapter copied alone into ``folder``, its setup cell stamped with the throwaway commit."""
+    nb = nbb.read_notebook(REPO / "notebooks" / f"{CHAPTER}.ipynb")
+    for cell in nb["cells"]:  # until the notebook loads its checkpoint with shipped(): a path into the clone
+        source = "".join(cell["source"])
+        if '"../checkpoints/dcgan_mnist"' in source:
+            source = ("from imagegen_lib.manifest import shipped\n"
+                      + source.replace('"../checkpoints/dcgan_mnist"', 'shipped("dcgan_mnist")'))
+            cell["source"] = source.splitlines(keepends=True)
+    nb = nbb.with_cell(nb, nbb.make_cell(CHAPTER, nbb.repository_url(), commit))
+    folder.mkdir()
+    path = folder / f"{CHAPTER}.ipynb"
+    nbb.write_notebook(path, nb)
+    return path
+
+
+RUN_NOTEBOOK = """
+import sys, nbformat
+from nbclient import NotebookClient
+path = sys.argv[1]
+nb = nbformat.read(path, as_version=4)
+NotebookClient(nb, kernel_name="lone", timeout=600, resources={"metadata": {"path": sys.argv[2]}}).execute()
+nbformat.write(nb, path)
+"""
+
+
+def _kernel_spec(jupyter: Path, python: Path) -> None:
+    spec = jupyter / "kernels" / "lone"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "fresh venv", "language": "python"}))
+
+
+def test_a_lone_notebook_installs_the_library_and_fetches_its_files(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    commit = _source_tree(srv / "src")
+    _bare_repo(srv / "src", srv / "repo.git")
+    (srv / "data").symlink_to(data_files.find_dataset_dir("mnist").parents[1])  # a data root's layout
+    server, url = _serve(srv)
+
+    python = _fresh_venv(tmp_path / "venv", tmp_path / "deps")
+    missing = subprocess.run([str(python), "-c", "import imagegen_lib"], capture_output=True, text=True, cwd=tmp_path)
+    assert missing.returncode != 0 and "No module named 'imagegen_lib'" in missing.stderr
+    _run([str(python), "-c", "import torch, nbclient, ipykernel, setuptools, pip"], cwd=tmp_path)
+
+    nb_path = _lone_notebook(tmp_path / "alone", commit)
+    _kernel_spec(tmp_path / "jupyter", python)
+    (tmp_path / "home").mkdir()
+    env = {
+        "PATH": os.environ["PATH"], "LANG": "C.UTF-8", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        "HOME": str(tmp_path / "home"), "IMAGEGEN_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path),
+        "JUPYTER_PATH": str(tmp_path / "jupyter"), "JUPYTER_PLATFORM_DIRS": "1",
+        "IMAGEGEN_REPO": f"{url}/repo.git", "IMAGEGEN_FILES_URL": f"{url}/src/", "IMAGEGEN_DATA_URL": f"{url}/data",
+        # pip: no index (nothing but the loopback repository), and no build isolation: an isolated
+        # build would have to download setuptools. (pip reads PIP_NO_BUILD_ISOLATION inverted: 0 = off.)
+        "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # Anything that is not loopback goes to a dead proxy and fails at once.
+        "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+        "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost", "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    try:
+        done = subprocess.run([str(python), "-c", RUN_NOTEBOOK, str(nb_path), str(nb_path.parent)], env=env,
+                              cwd=nb_path.parent, capture_output=True, text=True, timeout=900)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, f"the lone notebook failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+
+    executed = nbb.read_notebook(nb_path)
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors
+    assert "ig-quiz" in json.dumps(executed["cells"][-1]["outputs"]), "the quiz (its bank fetched) renders at the end"
+
+    # the library came from the loopback repository, at the commit, into the fresh venv
+    info = _run([str(python), "-c", "import imagegen_lib, importlib.metadata as m; print(imagegen_lib.__file__); "
+                 "print(m.distribution('imagegen-lib').read_text('direct_url.json'))"], cwd=tmp_path, env=env).stdout
+    where, direct_url = info.split("\n", 1)
+    assert where.startswith(str(tmp_path / "venv"))
+    direct_url = json.loads(direct_url)
+    assert direct_url["url"] == f"{url}/repo.git" and direct_url["vcs_info"]["commit_id"] == commit
+
+    # the checkpoints and quiz are in the cache, verified; the data came from the mirror
+    files = tmp_path / "cache" / "book-files"
+    assert (files / "commit").read_text().strip() == commit
+    manifest = json.loads((files / "checkpoints" / "MANIFEST.json").read_text())["checkpoints"]
+    for name in CHAPTERS[CHAPTER].checkpoints:
+        weights = files / "checkpoints" / manifest[name]["file"]
+        assert hashlib.sha256(weights.read_bytes()).hexdigest() == manifest[name]["sha256"]
+    assert (files / "book" / "quizzes" / f"{CHAPTER}.yml").is_file()
+    assert data_files.find_dataset_dir("mnist", tmp_path / "cache" / "data")
