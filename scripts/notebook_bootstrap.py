@@ -122,6 +122,13 @@ def stamp_of(nb: dict) -> tuple[str, str] | None:
     return match.groups() if match else None
 
 
+def same_cell(found: dict, generated: dict) -> bool:
+    """Same code and tags (executing the notebook adds a count and timings; those may differ)."""
+    def key(cell):
+        return "".join(cell["source"]), cell.get("metadata", {}).get("tags", [])
+    return key(found) == key(generated)
+
+
 def with_cell(nb: dict, cell: dict) -> dict:
     """``nb`` with ``cell`` as its first cell (replacing an earlier setup cell)."""
     rest = nb["cells"][1:] if find_cell(nb) is not None else nb["cells"]
@@ -147,7 +154,10 @@ def write(paths: list[Path], repo: str, commit: str) -> list[Path]:
     changed = []
     for path in paths:
         nb = read_notebook(path)
-        new = with_cell(nb, make_cell(path.stem, repo, commit))
+        cell = make_cell(path.stem, repo, commit)
+        if find_cell(nb) is not None and same_cell(find_cell(nb), cell):
+            continue  # keep the execution metadata of an executed notebook
+        new = with_cell(nb, cell)
         if new != nb:
             write_notebook(path, new)
             changed.append(path)
@@ -163,7 +173,7 @@ def problems(paths: list[Path], repo: str, root: Path = REPO) -> list[str]:
         if stamp is None:
             found.append(f"{path.name}: no setup cell")
             continue
-        if find_cell(nb) != make_cell(path.stem, repo, stamp[1]):
+        if not same_cell(find_cell(nb), make_cell(path.stem, repo, stamp[1])):
             found.append(f"{path.name}: the setup cell differs from the generated one (edited by hand, or "
                          f"another repository than {repo})")
         found += [f"{path.name}: {p}" for p in commit_problems(stamp[1], root)]

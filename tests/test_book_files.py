@@ -53,7 +53,7 @@ def test_notebook_starts_with_the_generated_setup_cell(path):
     nb = nbb.read_notebook(path)
     stamp = nbb.stamp_of(nb)
     assert stamp is not None, f"{path.name} has no setup cell; {FIX}"
-    assert nbb.find_cell(nb) == nbb.make_cell(path.stem, nbb.repository_url(), stamp[1]), (
+    assert nbb.same_cell(nbb.find_cell(nb), nbb.make_cell(path.stem, nbb.repository_url(), stamp[1])), (
         f"{path.name}'s setup cell differs from the generated one (hand-edited, or _config.yml's repository "
         f"changed); {FIX}")
 
@@ -374,3 +374,14 @@ def test_binder_keeps_the_pins_of_requirements_txt():
     assert runtime <= set(binder), f"binder/requirements.txt lacks {runtime - set(binder)}"
     postbuild = (REPO / "binder" / "postBuild").read_text()
     assert "--no-deps" in postbuild and "-e ." in postbuild
+
+
+def test_an_executed_setup_cell_is_still_the_generated_one_but_an_edited_one_is_not():
+    generated = nbb.make_cell("q1_what_is_a_gan", "https://github.com/o/r", "0" * 40)
+    executed = {**generated, "execution_count": 1,
+                "metadata": {**generated["metadata"], "execution": {"iopub.status.busy": "2026-12-03T05:00:00Z"}}}
+    assert nbb.same_cell(executed, generated)
+    edited = {**generated, "source": generated["source"] + ["print('hi')\n"]}
+    assert not nbb.same_cell(edited, generated)
+    untagged = {**generated, "metadata": {}}
+    assert not nbb.same_cell(untagged, generated)
