@@ -69,7 +69,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from imagegen_lib import data  # noqa: E402
-from imagegen_lib.cli import git_commit  # noqa: E402
+from imagegen_lib.runtime import git_commit  # noqa: E402
 from imagegen_lib.fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options  # noqa: E402
 from imagegen_lib.fast_step import gan_train_step_frozen_d  # noqa: E402
 from imagegen_lib.losses import g_loss_nonsaturating  # noqa: E402

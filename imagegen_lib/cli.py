@@ -22,45 +22,15 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 from . import __version__
 from .cli_types import positive_float as _positive_float, positive_int as _positive_int
+from .data_files import DATASETS
+from .runtime import device_name, resolve_device, run_metadata
 
 EXIT_USAGE = 2
-
-
-def git_commit() -> str:
-    """The commit the code runs from (``-dirty`` if it has uncommitted changes), or 'unknown'.
-
-    ``IMAGEGEN_GIT_COMMIT`` wins when set: a copy of the tree sent to a GPU machine may carry a stale
-    ``.git`` (seen with the device tool), so the sender passes the commit it knows."""
-    if os.environ.get("IMAGEGEN_GIT_COMMIT"):
-        return os.environ["IMAGEGEN_GIT_COMMIT"]
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("IMAGEGEN_GIT_COMMIT", "unknown")
-
-
-def device_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-def run_metadata(argv: list[str], device, seed: int) -> dict:
-    return {"command": "imagegen " + shlex.join(argv), "seed": seed, "git_commit": git_commit(),
-            "device": device_name(device), "torch": __import__("torch").__version__}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +55,7 @@ def _add_common_train_args(p: argparse.ArgumentParser) -> None:
 def _add_gan_parser(sub, arch: str, help_text: str) -> None:
     p = sub.add_parser(arch, help=help_text, description=help_text)
     _add_common_train_args(p)
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
     p.add_argument("--z-dim", type=_positive_int, default=100)
     if arch in ("dcgan", "cgan"):
         p.add_argument("--width", type=_positive_int, default=64, help="channel width (64: 1.9M-param G)")
@@ -107,7 +77,7 @@ def _add_gan_parser(sub, arch: str, help_text: str) -> None:
 
 def _cmd_train_gan(args, argv) -> int:
     from . import distributed
-    from .train import GANConfig, resolve_device, train_gan
+    from .train import GANConfig, train_gan
 
     config = GANConfig(arch=args.arch, dataset=args.dataset, z_dim=args.z_dim,
                        width=getattr(args, "width", 64), epochs=args.epochs, batch_size=args.batch_size,
@@ -135,7 +105,6 @@ def _cmd_train_gan(args, argv) -> int:
 
 def _cmd_train_classifier(args, argv) -> int:
     from .metrics.classifier import ClassifierConfig, train_classifier
-    from .train import resolve_device
 
     config = ClassifierConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr or ClassifierConfig.lr, seed=args.seed,
@@ -171,7 +140,6 @@ def _cmd_eval(args, argv) -> int:
     import json
 
     from .metrics.evaluate import evaluate_generator, evaluate_real, format_report
-    from .train import resolve_device
 
     device = resolve_device(args.device)
     print(f"evaluating {args.checkpoint} on {device_name(device)} (about 30 s on 2 CPU cores)", file=sys.stderr)
@@ -198,7 +166,7 @@ METRIC_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "
 
 def _record_in_manifest(checkpoint: Path, result: dict, argv: list[str]) -> None:
     """Write an eval's metrics into checkpoints/MANIFEST.json: the generator's entry, or the data floor."""
-    from .manifest import CHECKPOINT_DIR, record_floor, update_metrics
+    from .manifest import CHECKPOINT_DIR, record_floor, shipped_stem, update_metrics
 
     metrics = {k: result[k] for k in METRIC_KEYS}
     metrics.update(eval_n=result["n"], eval_seed=result["seed"], eval_command="imagegen " + shlex.join(argv))
@@ -206,10 +174,7 @@ def _record_in_manifest(checkpoint: Path, result: dict, argv: list[str]) -> None
         record_floor(result["dataset"], metrics)
         print(f"recorded the {result['dataset']} floor in {CHECKPOINT_DIR / 'MANIFEST.json'}", file=sys.stderr)
         return
-    stem = checkpoint.with_suffix("") if checkpoint.suffix in (".safetensors", ".json") else checkpoint
-    if stem.resolve().parent != CHECKPOINT_DIR.resolve():
-        raise ValueError(f"--manifest records metrics of shipped checkpoints only (in {CHECKPOINT_DIR}); "
-                         f"{checkpoint} is not one. Ship it first: imagegen ship {checkpoint} --name NAME")
+    stem = shipped_stem(checkpoint, CHECKPOINT_DIR)
     from .cli_generative import manifest_metrics
     update_metrics(stem.name, manifest_metrics(result, metrics))
     print(f"recorded the metrics of {stem.name} in {CHECKPOINT_DIR / 'MANIFEST.json'}", file=sys.stderr)
@@ -225,7 +190,7 @@ def _cmd_data(args, argv) -> int:
         return 0
     from . import data
 
-    names = [args.name] if args.name else [*sorted(data.DATASETS), "sr"]
+    names = [args.name] if args.name else [*sorted(DATASETS), "sr"]
     for name in names:
         if name == "sr":  # Set5, Set14, BSD100, T91 (imagegen_lib.sr_data)
             from . import sr_data
@@ -253,7 +218,7 @@ def _add_data_parser(sub) -> None:
                                       "$IMAGEGEN_DATA if set, else ~/.cache/imagegen/data, each file verified; "
                                       "$IMAGEGEN_DATA_URL names a mirror to fetch from.")
     data.add_argument("action", choices=["check", "download"])
-    data.add_argument("name", nargs="?", choices=["mnist", "fashion-mnist", "sr"])
+    data.add_argument("name", nargs="?", choices=[*sorted(DATASETS), "sr"])
     data.set_defaults(func=_cmd_data)
 
 
@@ -275,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     clf = models.add_parser("classifier", help="the CNN whose features the metrics use",
                             description="the CNN whose features FID/KID/precision/recall use")
     _add_common_train_args(clf)
-    clf.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    clf.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
     clf.set_defaults(func=_cmd_train_classifier, epochs=12)
     from .cli_sr import add_eval_sr_parser, add_train_sr_parser
     add_train_sr_parser(models)
@@ -304,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", type=Path, help="NAME.safetensors of a generator, or the word 'real'")
     ev.add_argument("--n", type=_positive_int, default=10_000, help="samples to score (FID needs n > 128)")
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+    ev.add_argument("--dataset", choices=sorted(DATASETS), default="mnist",
                     help="for 'real' only (a generator's data set is read from its checkpoint)")
     ev.add_argument("--classifier", type=Path, default=None,
                     help="feature extractor stem (default: checkpoints/classifier_<dataset>)")

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from .cli_types import non_negative_float as _non_negative_float
+from .data_files import DATASETS
+from .runtime import device_name, resolve_device, run_metadata
 
 __all__ = ["add_train_parsers", "add_sampler_args", "sampler_options", "cmd_sample", "manifest_metrics"]
 
@@ -40,7 +42,7 @@ def _channels(text: str) -> tuple[int, int, int]:
 
 
 def _add_loop_args(p, positive_int, positive_float, log_every: int, sample_every: int, ckpt_every: int) -> None:
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
     p.add_argument("--log-every", type=positive_int, default=log_every)
     p.add_argument("--sample-every", type=positive_int, default=sample_every)
     p.add_argument("--ckpt-every", type=positive_int, default=ckpt_every)
@@ -81,8 +83,6 @@ def add_train_parsers(models, add_common_train_args, positive_int, positive_floa
 
 
 def _loop_kwargs(args, argv, device) -> dict:
-    from .cli import run_metadata
-
     return dict(out_dir=args.out, resume=args.resume, device=device, progress=not args.no_progress,
                 max_steps=args.max_steps, time_budget=args.time_budget,
                 extra_meta=run_metadata(argv, device, args.seed))
@@ -102,8 +102,6 @@ def _report(kind: str, run, out: Path, keys: tuple[str, ...]) -> None:
 
 
 def _cmd_train_vae(args, argv) -> int:
-    from .cli import device_name
-    from .train import resolve_device
     from .train_generative import VAEConfig, train_vae
 
     config = VAEConfig(latent_dim=args.latent_dim, width=args.width, hidden=args.hidden, beta=args.beta,
@@ -116,8 +114,6 @@ def _cmd_train_vae(args, argv) -> int:
 
 
 def _cmd_train_ddpm(args, argv) -> int:
-    from .cli import device_name
-    from .train import resolve_device
     from .train_generative import DDPMConfig, train_ddpm
 
     config = DDPMConfig(channels=args.channels, attention=not args.no_attention, schedule=args.schedule, T=args.T,
@@ -152,7 +148,6 @@ def sampler_options(args) -> dict:
 
 def cmd_sample(args, argv) -> int:
     from .generators import check_class_labels, load_sampler
-    from .train import resolve_device
     from .viz import save_grid
 
     device = resolve_device(args.device)

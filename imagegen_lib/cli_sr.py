@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .cli_types import int_at_least as _int_at_least, positive_float as _positive_float
+from .runtime import device_name, resolve_device, run_metadata
 
 __all__ = ["add_train_sr_parser", "add_eval_sr_parser"]
 
@@ -99,8 +100,6 @@ def _log_lines(args):
 
 
 def _cmd_train_sr(args, argv) -> int:
-    from .cli import device_name, run_metadata
-    from .train import resolve_device
     from .train_sr import SRConfig, train_sr
 
     if args.steps is None and args.minutes is None:
@@ -164,9 +163,7 @@ def _checkpoint_stem(text: str) -> Path:
 
 
 def _cmd_eval_sr(args, argv) -> int:
-    from .cli import device_name, run_metadata
     from .metrics.sr import evaluate_sr, format_sr_report
-    from .train import resolve_device
     from .train_sr import load_sr_model, sr_upscaler
 
     device = resolve_device(args.device)
@@ -205,7 +202,7 @@ def _cmd_eval_sr(args, argv) -> int:
 def _record_sr_in_manifest(args, report: dict, argv) -> None:
     """Store the standard-protocol numbers under keys like ``set5_x3_psnr_y`` (``…_plus``: self-ensemble)."""
     from . import manifest
-    from .manifest import read_manifest, record_floor, update_metrics
+    from .manifest import read_manifest, record_floor, shipped_stem, update_metrics
 
     directory = manifest.CHECKPOINT_DIR  # looked up at call time: tests point it at a temporary folder
     if report["protocol"] != {"channel": "y", "shave_border": True, "lr_resize": "matlab"}:
@@ -225,10 +222,7 @@ def _record_sr_in_manifest(args, report: dict, argv) -> None:
         record_floor(key, {**old, **metrics}, directory=directory)  # merged: keeps the other sets' numbers
         print(f"recorded the bicubic baseline in {directory / 'MANIFEST.json'}", file=sys.stderr)
         return
-    stem = _checkpoint_stem(args.checkpoint)
-    if stem.resolve().parent != directory.resolve():
-        raise ValueError(f"--manifest records metrics of shipped checkpoints only (in {directory}); "
-                         f"{args.checkpoint} is not one. Ship it first: imagegen ship {args.checkpoint} --name NAME")
+    stem = shipped_stem(_checkpoint_stem(args.checkpoint), directory)
     try:
         update_metrics(stem.name, metrics, directory=directory)
     except KeyError as e:  # the file is in checkpoints/ but was never shipped

@@ -446,7 +446,7 @@ def _expand(names) -> list[str]:
     if isinstance(names, str):
         names = [names]
     out = []
-    for name in names or ["mnist", "fashion-mnist", "sr"]:
+    for name in names or [*DATASETS, "sr"]:
         if name not in DATA_NAMES:
             raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATA_NAMES)}")
         out += list(SR_SETS) if name == "sr" else [name]

@@ -23,7 +23,7 @@ The choices, and why:
 * **Gradients**: DDP averages them, so a BN-free model (the MLP GAN) follows the single-process
   trajectory up to float rounding (``tests/test_distributed.py`` checks it). The G step
   back-propagates through D, so D's DDP hooks fire there too and D's (unused) gradients are
-  all-reduced once more: a small cost for keeping :func:`~imagegen_lib.train.gan_train_step`
+  all-reduced once more: a small cost for keeping :func:`~imagegen_lib.gan_step.gan_train_step`
   the single source of truth; the next D step's ``zero_grad`` discards them.
 * **Batch norm stays per rank** (plain ``BatchNorm2d``, not ``SyncBatchNorm``): each rank
   normalises its ``B / W`` images by their own statistics, as ``B / W`` on one GPU would.

@@ -14,14 +14,14 @@ import torch
 from .losses import d_loss_bce, g_loss_nonsaturating
 from .models.toy import ToyDiscriminator, ToyGenerator
 from .toy import mode_coverage, ring_centres, ring_of_gaussians
-from .train import gan_train_step
+from .gan_step import gan_train_step
 
 __all__ = ["step_correct", "step_missing_detach", "step_missing_detach_retain_graph",
            "step_swapped_labels", "step_zero_grad_after_backward", "run_drill", "DRILLS"]
 
 
 def step_correct(G, D, opt_g, opt_d, real, z):
-    """The library's own step (:func:`imagegen_lib.train.gan_train_step`), in the drills' signature."""
+    """The library's own step (:func:`imagegen_lib.gan_step.gan_train_step`), in the drills' signature."""
     stats = gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_nonsaturating)
     return float(stats["loss_d"]), float(stats["loss_g"])
 

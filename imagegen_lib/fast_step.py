@@ -9,7 +9,7 @@ they buy nothing (or lose, because casts are extra kernels). What pays first is 
 Once the whole step is one graph, the kernels' own time and the gaps between dependent kernels are
 what is left — and *then* bf16, ``channels_last``, a second stream and fused kernels pay.
 
-What :class:`FastGANStep` does differently from :func:`imagegen_lib.train.gan_train_step`, and
+What :class:`FastGANStep` does differently from :func:`imagegen_lib.gan_step.gan_train_step`, and
 why each change leaves the mathematics alone (bf16 aside, which rounds: ``GANConfig.bf16``):
 
 1. **The data set stays on the GPU**, and the batch is gathered *inside* the graph:
@@ -56,6 +56,7 @@ import warnings
 import torch
 from torch import nn
 
+from .gan_step import gan_train_step
 from .losses import d_loss_bce
 
 __all__ = ["STAT_KEYS", "SHIPPED_OPTIONS", "FastGANStep", "gan_train_step_frozen_d", "adam_options",
@@ -79,7 +80,7 @@ def shipped_options(device: torch.device) -> dict:
 
 def gan_train_step_frozen_d(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext,
                             labels=None, side_stream=None, stats_stream=None):
-    """:func:`~imagegen_lib.train.gan_train_step`, except that D's parameters don't require gradients
+    """:func:`~imagegen_lib.gan_step.gan_train_step`, except that D's parameters don't require gradients
     during the G step, so its backward pass skips D's weight gradients (which the plain step computes
     and then discards). Same updates, fewer kernels; ``tests/test_fast_step.py`` checks the equality.
 
@@ -197,7 +198,7 @@ class FastGANStep:
         self.steps_per_epoch = images.shape[0] // batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(f"{images.shape[0]} images are fewer than one batch of {batch_size}")
-        self.update = gan_train_step_frozen_d if freeze_d else _plain_step()
+        self.update = gan_train_step_frozen_d if freeze_d else gan_train_step
         if side_streams and not freeze_d:
             raise ValueError("side_streams needs freeze_d=True (it is an option of gan_train_step_frozen_d)")
         streams = side_streams and on_cuda
@@ -347,12 +348,6 @@ class FastGANStep:
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-def _plain_step():
-    from .train import gan_train_step  # the library's step itself (import here: train imports us)
-
-    return gan_train_step
-
 
 def _pinned(x: torch.Tensor) -> torch.Tensor:
     return x.pin_memory() if torch.cuda.is_available() else x

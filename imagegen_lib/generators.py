@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
+from .models import count_parameters
 from .models.cgan import balanced_labels, check_labels
 
 __all__ = ["load_sampler", "GANSampler", "VAESampler", "DDPMSampler", "GENERATOR_KINDS", "CPU_CHECK",
@@ -35,10 +36,6 @@ DEFAULT_BATCH = 1000
 # The DDPM's CPU-feasible check (tests/test_checkpoints.py recomputes it on a laptop): DDIM with
 # 10 steps, 200 images, on the CPU. Recorded in the manifest by `imagegen eval --device cpu`.
 CPU_CHECK = {"sampler": "ddim", "steps": 10, "n": 200}
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def _device(device) -> torch.device:

@@ -89,6 +89,22 @@ def shipped(name: str, directory: Path = CHECKPOINT_DIR) -> Path:
     return stem
 
 
+def shipped_stem(checkpoint, directory: Path | None = None) -> Path:
+    """The stem of ``checkpoint`` if it is a shipped one (a file in ``directory``); else a ValueError.
+
+    ``--manifest`` records metrics of shipped checkpoints only: the manifest describes the files in
+    ``checkpoints/``, not runs elsewhere. ``directory`` defaults to :data:`CHECKPOINT_DIR`, looked up
+    at call time (tests point it at a temporary folder).
+    """
+    directory = Path(directory if directory is not None else CHECKPOINT_DIR)
+    checkpoint = Path(checkpoint)
+    stem = checkpoint.with_suffix("") if checkpoint.suffix in (".safetensors", ".json") else checkpoint
+    if stem.resolve().parent != directory.resolve():
+        raise ValueError(f"--manifest records metrics of shipped checkpoints only (in {directory}); "
+                         f"{checkpoint} is not one. Ship it first: imagegen ship {checkpoint} --name NAME")
+    return stem
+
+
 def ship(source, name: str, directory: Path = CHECKPOINT_DIR) -> dict:
     """Copy a checkpoint pair into ``directory`` as ``NAME.*`` and record it in the manifest."""
     src_weights, src_json = checkpoint_paths(source)

@@ -35,7 +35,7 @@ from .data import DataCorruptedError, DataNotFoundError
 from .data_files import (SR_SETS, SRSetSpec, _download_sr_set, _files_of, data_root, download_sr_sets, find_sr_set,
                          pixel_sha256)
 from .imresize import imresize_uint8
-from .metrics.sr import rgb_to_ycbcr
+from .colour import rgb_to_ycbcr
 from .sr_checksums import FILE_SHA256, T91_PIXEL_SHA256
 
 __all__ = ["SR_SETS", "SRSetSpec", "SRImage", "find_sr_set", "load_sr_set", "verify_sr_sets", "download_sr_sets",

@@ -179,7 +179,7 @@ def toy_gan_step(cfg: ToyGANConfig, G, D, opt_g, opt_d, real_batches, z, noise_s
                  gen: torch.Generator | None = None, train_g: bool = True) -> dict:
     """``len(real_batches)`` discriminator updates, then (if ``train_g``) one generator update.
 
-    The same pattern as :func:`imagegen_lib.train.gan_train_step`, generalised to the variants of
+    The same pattern as :func:`imagegen_lib.gan_step.gan_train_step`, generalised to the variants of
     :class:`ToyGANConfig`. Returns floats: losses, mean D scores, G's gradient norm.
     """
     with torch.no_grad():

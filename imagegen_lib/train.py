@@ -1,6 +1,7 @@
 """The GAN training loop shared by the MLP GAN, the DCGAN and the conditional GAN (and the CLI, the notebooks).
 
-The heart is :func:`gan_train_step` — one discriminator update, then one generator update. The
+The heart is :func:`~imagegen_lib.gan_step.gan_train_step` — one discriminator update, then one
+generator update (its own module, so that the fast GPU step can check itself against it). The
 rest is bookkeeping done right: seeding, a ``tqdm`` bar with D/G losses and D(x), D(G(z)),
 samples from a fixed noise batch, atomic checkpoints and an exact ``resume``.
 
@@ -16,7 +17,6 @@ Under ``torchrun`` it trains with DistributedDataParallel (:mod:`.distributed`).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -28,10 +28,13 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .data import check_tanh_images
+from .runtime import resolve_device
+from .shared_training import bf16_autocast, check_resume_settings
 from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, optimizer_tensors,
                          save_checkpoint)
 from .fast_step import FastGANStep, adam_options, fast_path_reason, shipped_options
-from .losses import G_LOSSES, d_loss_bce
+from .gan_step import gan_train_step
+from .losses import G_LOSSES
 from .models.cgan import balanced_labels, build_cgan, check_labels
 from .models.gan import GAN_ARCHS, build_gan
 
@@ -95,48 +98,6 @@ class TrainResult:
     samples: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, fixed-noise images)
     steps: int = 0
     seconds: float = 0.0
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU here; use --device cpu")
-    return device
-
-
-def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext, labels=None):
-    """One GAN update: a discriminator step, then a generator step. Returns detached statistics.
-
-    ``labels`` (conditional GAN only): the real batch's classes; the fakes are drawn for the same ones.
-    """
-    cond = () if labels is None else (labels,)  # the extra argument G and D take when conditional
-    # --- Discriminator: push D(real) up and D(fake) down. ---------------------------------------
-    with autocast():
-        fake = G(z, *cond)
-        real_logits = D(real, *cond)
-        # detach(): D's loss must not send gradients into G (G is not being trained here, and
-        # without it G would be updated to make D's job *easier*).
-        fake_logits = D(fake.detach(), *cond)
-        loss_d = d_loss_bce(real_logits, fake_logits)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-
-    # --- Generator: make the *updated* D call the same fakes real. ------------------------------
-    with autocast():
-        loss_g = g_loss_fn(D(fake, *cond))  # gradients flow through D into G; only opt_g steps
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()  # D's parameters also got gradients here; opt_d.zero_grad clears them next step
-
-    return {
-        "loss_d": loss_d.detach(),
-        "loss_g": loss_g.detach(),
-        "d_real": torch.sigmoid(real_logits.detach().float()).mean(),  # D(x): 1 = "real"
-        "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),  # D(G(z)) before D's update
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,8 +239,7 @@ def train_gan(
     fixed_z = torch.randn(n_fixed, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
     fixed_labels = balanced_labels(n_fixed).to(device) if conditional else None
     g_loss_fn = G_LOSSES[config.g_loss]
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (
-        config.bf16 and device.type == "cuda") else contextlib.nullcontext
+    autocast = bf16_autocast(config.bf16, device)
 
     history: list[dict] = []
     step, seconds_before = 0, 0.0
@@ -392,13 +352,7 @@ def _sample_fixed(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = N
 def _restore(out: Path, G, D, opt_g, opt_d, noise_gen, config: GANConfig):
     tensors, meta = load_checkpoint(out / "last", expect_kind="gan-train-state")
     saved = GANConfig.from_dict(meta["config"])
-    mismatched = [f.name for f in fields(GANConfig) if f.name not in ("epochs",)
-                  and getattr(saved, f.name) != getattr(config, f.name)]
-    if mismatched:
-        raise ValueError(
-            "--resume with different settings than the run being resumed: "
-            + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in mismatched)
-            + ". Only --epochs may change when resuming.")
+    check_resume_settings(config, saved, may_change=("epochs",))
     G.load_state_dict(_unprefixed(tensors, "G"))
     D.load_state_dict(_unprefixed(tensors, "D"))
     load_optimizer(opt_g, tensors, "opt_g", meta["opt_g"])

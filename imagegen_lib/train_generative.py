@@ -34,16 +34,16 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, open_run_dir, optimizer_tensors,
                          save_checkpoint)
+from .data_files import DATASETS
 from .models.ddpm import SCHEDULES, NoiseSchedule, UNet, check_tanh_images, ddpm_loss, sample_ddim
 from .models.vae import ConvVAE, check_unit_images, elbo_terms
-from .train import resolve_device
-
+from .runtime import resolve_device
+from .shared_training import bf16_autocast, check_resume_settings, ema_update
 __all__ = ["VAEConfig", "DDPMConfig", "GenerativeRun", "train_vae", "train_ddpm", "load_vae", "load_ddpm",
            "save_vae", "save_ddpm"]
 
 # Settings that may differ when resuming: they change how long the run is or what it logs, not what it learns.
 _RESUME_FREE = ("epochs", "log_every", "sample_every", "ckpt_every")
-DATASETS = ("mnist", "fashion-mnist")
 
 
 def _check_common(config) -> None:
@@ -198,16 +198,10 @@ class _Job:
     postfix: Callable[[dict], dict] = lambda row: {}
 
 
-def _autocast(config, device: torch.device):
-    if config.bf16 and device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
 def _vae_job(config: VAEConfig, device: torch.device, gen: torch.Generator) -> _Job:
     model = ConvVAE(config.latent_dim, config.width, config.hidden).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    autocast = _autocast(config, device)
+    autocast = bf16_autocast(config.bf16, device)
     fixed_z = torch.randn(64, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
 
     def update(x, step):
@@ -240,7 +234,7 @@ def _ddpm_job(config: DDPMConfig, device: torch.device, gen: torch.Generator) ->
     ema = copy.deepcopy(model).requires_grad_(False) if config.ema > 0 else None
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = NoiseSchedule(config.schedule, config.T, device)
-    autocast = _autocast(config, device)
+    autocast = bf16_autocast(config.bf16, device)
     params = list(model.parameters())
 
     def update(x0, step):
@@ -254,8 +248,7 @@ def _ddpm_job(config: DDPMConfig, device: torch.device, gen: torch.Generator) ->
                      else torch.zeros((), device=device))
         opt.step()
         if ema is not None:
-            decay = min(config.ema, (1 + step) / (10 + step))
-            torch._foreach_lerp_(list(ema.parameters()), params, 1.0 - decay)
+            ema_update(list(ema.parameters()), params, step, config.ema)
         return {"loss": loss.detach(), "grad_norm": grad_norm.detach()}
 
     def grid():
@@ -420,13 +413,7 @@ def _save_run(out: Path, job: _Job, gen: torch.Generator, config, step, steps_pe
 def _restore(out: Path, job: _Job, gen: torch.Generator, config):
     tensors, meta = load_checkpoint(out / "last", expect_kind=f"{job.kind}-train-state")
     saved = type(config).from_dict(meta["config"])
-    mismatched = [f.name for f in fields(config) if f.name not in _RESUME_FREE
-                  and getattr(saved, f.name) != getattr(config, f.name)]
-    if mismatched:
-        raise ValueError(
-            "--resume with different settings than the run being resumed: "
-            + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in mismatched)
-            + f". Only {', '.join(_RESUME_FREE)} may change when resuming.")
+    check_resume_settings(config, saved, may_change=_RESUME_FREE)
     job.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if job.ema is not None:
         job.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})

@@ -22,7 +22,6 @@ alone, kind ``sr-model``: what ``imagegen eval-sr`` and ``imagegen ship`` take).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -38,8 +37,8 @@ from .checkpoint import (CheckpointError, load_checkpoint, load_optimizer, open_
                          save_checkpoint)
 from .models.sr import SR_ARCHS, arch_defaults, build_sr, count_parameters, super_resolve
 from .sr_data import FSRCNN_DOWNSCALES, PatchSampler, load_sr_set
-from .train import resolve_device
-
+from .runtime import resolve_device
+from .shared_training import bf16_autocast, check_resume_settings, ema_update
 __all__ = ["SRConfig", "SRTrainResult", "train_sr", "save_sr_model", "load_sr_model", "sr_upscaler",
            "evaluate_model", "lr_at"]
 
@@ -198,12 +197,6 @@ def _init_from(model, arch: str, path) -> dict:
     return {"path": str(path), "loaded": len(fitting), "kept_fresh": sorted(set(own) - set(fitting))}
 
 
-def _ema_update(ema_params, params, step: int, decay: float) -> None:
-    # Warm-up of the decay (as in timm / TF): early on the average would be mostly the random init.
-    d = min(decay, (1 + step) / (10 + step))
-    torch._foreach_lerp_(ema_params, params, 1.0 - d)
-
-
 def _save_run(out, model, ema, opt, gen, config, step, seconds, budget, history, extra_meta, final_psnr, running):
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if ema is not None:
@@ -224,12 +217,7 @@ def _save_run(out, model, ema, opt, gen, config, step, seconds, budget, history,
 def _restore(out, model, ema, opt, gen, config):
     tensors, meta = load_checkpoint(out / "last", expect_kind="sr-train-state")
     saved = SRConfig.from_dict(meta["config"])
-    diff = [f.name for f in fields(SRConfig)
-            if f.name not in _RESUME_FREE and getattr(saved, f.name) != getattr(config, f.name)]
-    if diff:
-        raise ValueError("--resume with different settings than the run being resumed: "
-                         + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in diff)
-                         + ". They fix the model and the learning-rate schedule, so all must match.")
+    check_resume_settings(config, saved, may_change=_RESUME_FREE)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if ema is not None:
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -275,8 +263,7 @@ def train_sr(
                            **({"fused": True} if device.type == "cuda" else {}))
     gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     loss_fn = LOSSES[config.loss]
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (
-        config.bf16 and device.type == "cuda") else contextlib.nullcontext
+    autocast = bf16_autocast(config.bf16, device)
 
     step, seconds_before, budget, history, running_loss = 0, 0.0, None, [], [0.0, 0]
     if out is not None and resume:
@@ -336,7 +323,7 @@ def train_sr(
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             opt.step()
             if ema is not None:
-                _ema_update(ema_params, params, step, config.ema)
+                ema_update(ema_params, params, step, config.ema)
             step += 1
             running += loss.detach()
             n_running += 1

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from imagegen_lib.cli import device_name
+    from imagegen_lib.runtime import device_name
     from imagegen_lib.generators import DDPMSampler, GENERATOR_KINDS, load_sampler, measure_sampling_time
     from imagegen_lib.manifest import CHECKPOINT_DIR, read_manifest, update_metrics
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from imagegen_lib import cli, data_files
+from imagegen_lib import cli, data_files, runtime
 from imagegen_lib.train import load_generator
 
 from conftest import needs_data, require_data
@@ -293,6 +293,6 @@ def test_bad_flag_values_say_what_was_expected(argv, message, capsys):
 def test_git_commit_prefers_the_commit_the_sender_passes(monkeypatch):
     # A tree copied to a GPU machine can carry a stale .git: the explicit commit must win.
     monkeypatch.setenv("IMAGEGEN_GIT_COMMIT", "0123abc")
-    assert cli.git_commit() == "0123abc"
+    assert runtime.git_commit() == "0123abc"
     monkeypatch.delenv("IMAGEGEN_GIT_COMMIT")
-    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", cli.git_commit())
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", runtime.git_commit())

@@ -11,7 +11,7 @@ Input: ``(N, 1, 28, 28)`` in ``[-1, 1]`` (the generators' tanh range and the loa
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import (CheckpointError, load_checkpoint, load_optimizer, open_run_dir, optimizer_tensors,
                           save_checkpoint)
+from ..runtime import resolve_device
+from ..shared_training import check_resume_settings
 
 __all__ = ["MNISTClassifier", "ClassifierConfig", "train_classifier", "evaluate_accuracy",
            "save_classifier", "load_classifier", "FEATURE_DIM"]
@@ -114,8 +116,6 @@ def train_classifier(config: ClassifierConfig, out_dir=None, resume: bool = Fals
     Returns ``(model, history)``; ``history`` has one row per epoch with train loss and test accuracy.
     """
     from .. import data
-    from ..train import resolve_device
-
     device = resolve_device(device)
     x_train, y_train = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit, device=device)
     x_test, y_test = data.load_images(config.dataset, "test", (-1, 1), device=device)
@@ -176,10 +176,7 @@ def _save(out, model, opt, sched, aug_gen, config, epoch, history, seconds, extr
 def _restore(out, model, opt, sched, aug_gen, config):
     tensors, meta = load_checkpoint(out / "last", expect_kind="classifier-train-state")
     saved = meta["config"]
-    diff = [f.name for f in fields(ClassifierConfig) if saved.get(f.name) != getattr(config, f.name)]
-    if diff:
-        raise ValueError("--resume with different settings than the run being resumed: " + ", ".join(diff)
-                         + " (all must match; --epochs too, since it fixes the one-cycle LR schedule)")
+    check_resume_settings(config, saved, why="--epochs too: it fixes the one-cycle learning-rate schedule.")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     load_optimizer(opt, tensors, "opt", meta["opt"])
     sched.load_state_dict(meta["sched"])

@@ -28,6 +28,7 @@ from .. import data
 from .classifier import load_classifier
 from .core import (FeatureExtractor, Features, class_coverage, class_histogram, class_kl, fid, inception_score,
                    kid, memorisation, precision_recall)
+from ..runtime import device_name
 
 __all__ = ["evaluate_generator", "evaluate_real", "default_classifier_stem", "format_report"]
 
@@ -125,8 +126,6 @@ def evaluate_generator(gen_stem, n: int = 10_000, seed: int = 0, classifier_stem
 
 
 def _device_name(device) -> str:
-    from ..cli import device_name
-
     return device_name(device)
 
 

@@ -24,10 +24,13 @@ bicubic ``imresize``, upscaling, scoring — over Set5 / Set14 / BSD100.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Callable
 
 import torch
+
+from ..colour import rgb_to_ycbcr, ycbcr_to_rgb
+from ..imresize import imresize_uint8
+from ..sr_data import load_sr_set, make_lr, modcrop
 
 __all__ = ["rgb_to_y", "gray_levels", "rgb_to_ycbcr", "ycbcr_to_rgb", "shave", "psnr", "ssim", "score_sr", "to_uint8",
            "check_image", "evaluate_sr", "format_sr_report", "BICUBIC_BASELINES"]
@@ -38,13 +41,6 @@ BICUBIC_BASELINES = {
     ("Set5", 2): 33.66, ("Set5", 3): 30.39, ("Set5", 4): 28.42,
     ("Set14", 2): 30.24, ("Set14", 3): 27.55, ("Set14", 4): 26.00,
 }
-
-# BT.601, studio range, for RGB in [0, 1] -> YCbCr in 8-bit code values (MATLAB's rgb2ycbcr).
-_YCBCR = torch.tensor([[65.481, 128.553, 24.966],
-                       [-37.797, -74.203, 112.0],
-                       [112.0, -93.786, -18.214]], dtype=torch.float64)
-_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64)
-
 
 def check_image(x: torch.Tensor, name: str = "image") -> torch.Tensor:
     """Validate an image (batch) and return it as float in [0, 1]: ``(C, H, W)`` or ``(N, C, H, W)``, C = 1 or 3.
@@ -75,25 +71,6 @@ def check_image(x: torch.Tensor, name: str = "image") -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Quantise a float image in [0, 1] to uint8 the way an image file stores it (clamp, round)."""
     return (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-
-
-@lru_cache(maxsize=16)
-def _ycbcr_constants(device: torch.device, dtype: torch.dtype, inverse: bool):
-    # Cached per device: a fresh host-to-GPU copy in every training step would stall the GPU queue.
-    m = torch.linalg.inv(_YCBCR) if inverse else _YCBCR
-    return m.to(device, dtype), _OFFSET.to(device, dtype)[:, None, None]
-
-
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """``(…, 3, H, W)`` RGB in [0, 1] -> YCbCr in [0, 1] (8-bit code values / 255; Y in [16, 235] / 255)."""
-    m, offset = _ycbcr_constants(x.device, x.dtype, False)
-    return (torch.einsum("ij,...jhw->...ihw", m, x) + offset) / 255.0
-
-
-def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_ycbcr` (no clamping: the caller decides)."""
-    m, offset = _ycbcr_constants(x.device, x.dtype, True)
-    return torch.einsum("ij,...jhw->...ihw", m, x * 255.0 - offset)
 
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
@@ -229,9 +206,6 @@ def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor] | str, set_name:
 
     Returns ``{"set", "scale", "n", "psnr", "ssim", "protocol", "images": [{"name", "psnr", "ssim"}, …]}``.
     """
-    from ..imresize import imresize_uint8
-    from ..sr_data import load_sr_set, make_lr, modcrop
-
     if upscale == "bicubic":
         def upscale(lr):
             return imresize_uint8(lr, scale)

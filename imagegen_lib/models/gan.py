@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import count_parameters
+
 __all__ = ["MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
            "GAN_ARCHS", "build_gan", "count_parameters", "init_dcgan_weights"]
 
@@ -132,6 +134,3 @@ def build_gan(arch: str, z_dim: int = 100, width: int = 64) -> tuple[nn.Module, 
         init_dcgan_weights(D)
     return G, D
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -26,7 +26,9 @@ import math
 import torch
 from torch import nn
 
+from ..colour import rgb_to_ycbcr, ycbcr_to_rgb
 from ..imresize import imresize
+from . import count_parameters
 
 __all__ = ["SRCNN", "ESPCN", "SRResNet", "SR_ARCHS", "build_sr", "arch_defaults", "super_resolve",
            "self_ensemble", "count_parameters"]
@@ -169,10 +171,6 @@ def build_sr(arch: str, scale: int, **kwargs) -> _SRBase:
     return SR_ARCHS[arch](scale, **kw)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th of the 8 symmetries of the square (k < 4: rotations; k >= 4: transposed first)."""
     if k >= 4:
@@ -202,7 +200,6 @@ def super_resolve(model: _SRBase, lr_rgb: torch.Tensor, ensemble: bool = False) 
     A luma model (``color='y'``) super-resolves Y; Cb and Cr get MATLAB bicubic upscaling, as in
     the SRCNN and ESPCN papers.
     """
-    from ..metrics.sr import rgb_to_ycbcr, ycbcr_to_rgb
 
     if lr_rgb.dim() != 4 or lr_rgb.shape[1] != 3:
         raise ValueError(f"super_resolve expects an RGB batch (N, 3, h, w) in [0, 1], got {tuple(lr_rgb.shape)}")
