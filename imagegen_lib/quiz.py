@@ -48,6 +48,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -749,159 +750,10 @@ def _static_html(quiz: Quiz, uid: str) -> str:
     )
 
 
-# Scoped to .ig-quiz; colours from the pydata/sphinx-book theme's variables (light and dark),
-# with fallbacks for other pages.
-_CSS = """
-.ig-quiz{--igq-border:var(--pst-color-border,#d0d7de);--igq-accent:var(--pst-color-primary,#0a7d91);
- --igq-ok:var(--pst-color-success,#1a7f37);--igq-bad:var(--pst-color-danger,#cf222e);
- --igq-muted:var(--pst-color-text-muted,#57606a);--igq-hover:var(--pst-color-surface,#f3f4f6);
- border:1px solid var(--igq-border);border-left:4px solid var(--igq-accent);border-radius:6px;
- padding:.8rem 1.1rem 1rem;margin:1rem 0;font-size:.95rem;line-height:1.5}
-.ig-quiz-header{display:flex;justify-content:space-between;align-items:baseline;gap:1rem;
- margin-bottom:.3rem}
-.ig-quiz-title{font-weight:700;font-size:1.05rem}
-.ig-quiz-score{font-weight:700;color:var(--igq-accent)}
-.ig-quiz-questions{margin:0;padding-left:1.4rem}
-.ig-quiz-q{padding:.7rem 0 .6rem;border-top:1px solid var(--igq-border)}
-.ig-quiz-q:first-child{border-top:none}
-.ig-quiz-prompt p{margin:0 0 .35rem}
-.ig-quiz .ig-quiz-hint{color:var(--igq-muted);font-size:.85rem;font-style:italic}
-.ig-quiz pre{margin:.3rem 0 .5rem;padding:.5rem .7rem;font-size:.85rem}
-.ig-quiz-options{display:flex;flex-direction:column;gap:.15rem}
-.ig-quiz-opt{display:flex;align-items:baseline;gap:.55rem;padding:.3rem .5rem;margin:0;
- border:1px solid transparent;border-radius:5px;cursor:pointer}
-.ig-quiz-opt:hover{background:var(--igq-hover)}
-.ig-quiz-opt input{flex:none;margin:0;transform:translateY(.1rem);accent-color:var(--igq-accent)}
-.ig-quiz-opt.is-right{border-color:var(--igq-ok)}
-.ig-quiz-opt.is-chosen-wrong{border-color:var(--igq-bad)}
-.ig-quiz-letter{margin-right:.15rem}
-.ig-quiz-numeric input{width:9em;margin-left:.4rem;padding:.2rem .4rem;border:1px solid var(--igq-border);
- border-radius:4px;font:inherit;color:inherit;background:transparent}
-.ig-quiz-feedback{margin-top:.35rem;font-weight:600;min-height:0}
-.ig-quiz-feedback.is-right{color:var(--igq-ok)}
-.ig-quiz-feedback.is-wrong{color:var(--igq-bad)}
-.ig-quiz-feedback.is-none{color:var(--igq-muted);font-weight:400;font-style:italic}
-.ig-quiz [hidden]{display:none!important}
-.ig-quiz-explain{margin-top:.3rem}
-.ig-quiz-explain summary{cursor:pointer;color:var(--igq-accent);font-weight:600;width:max-content}
-.ig-quiz-explain-body{margin:.4rem 0 0;padding:.5rem .8rem;border-radius:5px;background:var(--igq-hover)}
-.ig-quiz-explain-body p{margin:.2rem 0}
-.ig-quiz-mark.is-right{color:var(--igq-ok)!important}
-.ig-quiz-mark.is-wrong{color:var(--igq-bad)!important}
-.ig-quiz-why{color:var(--igq-muted)}
-.ig-quiz-actions{display:flex;align-items:center;gap:.6rem;margin-top:.6rem}
-.ig-quiz-actions .ig-quiz-score{margin-left:.4rem}
-.ig-quiz-actions button{font:inherit;font-weight:600;padding:.35rem .9rem;border-radius:5px;
- cursor:pointer;border:1px solid var(--igq-accent)}
-.ig-quiz-check{background:var(--igq-accent);color:#fff}
-.ig-quiz-reset{background:transparent;color:var(--igq-accent)}
-"""
-
-# The page-side grader. Mirrors Question.grade; everything question-specific comes from the
-# JSON answer key, so this text is identical in every quiz.
-_JS = r"""
-(function (rootId) {
-  "use strict";
-  var root = document.getElementById(rootId);
-  if (!root) return;
-  var key = JSON.parse(root.querySelector("script.ig-quiz-key").textContent);
-  var NUMBER = new RegExp(key.number);
-  var items = root.querySelectorAll("li.ig-quiz-q");
-
-  function typeset(el) {
-    // Explanations may hold math; MathJax 3 (if the page has it) typesets what was revealed.
-    var MJ = window.MathJax;
-    if (!MJ || typeof MJ.typesetPromise !== "function") return;
-    var ready = (MJ.startup && MJ.startup.promise) || Promise.resolve();
-    var done = ready.then(function () { return MJ.typesetPromise([el]); })
-      .catch(function (err) { console.warn("quiz: MathJax could not typeset", err); });
-    if (MJ.startup) MJ.startup.promise = done;
-  }
-
-  function given(q, li) {
-    if (q.type === "numeric") return li.querySelector("input.ig-quiz-num").value;
-    var ids = [];
-    li.querySelectorAll("input.ig-quiz-choice:checked").forEach(function (i) { ids.push(i.value); });
-    return ids;
-  }
-
-  function sameSet(a, b) {
-    if (a.length !== b.length) return false;
-    return a.every(function (x) { return b.indexOf(x) >= 0; });
-  }
-
-  function grade(q, g) {
-    if (q.type !== "numeric") {
-      if (!g.length) return { answered: false, correct: false, feedback: key.unanswered };
-      var ok = sameSet(g, q.answer);
-      return { answered: true, correct: ok, feedback: ok ? key.correct : q.wrong };
-    }
-    var s = g.trim();
-    if (!s) return { answered: false, correct: false, feedback: key.unanswered };
-    if (!NUMBER.test(s)) return { answered: true, correct: false, feedback: key.notANumber };
-    var x = Number(s);
-    var right = isFinite(x) &&
-      Math.abs(x - q.answer) <= q.tolerance + 1e-9 * Math.max(1, Math.abs(q.answer));
-    return { answered: true, correct: right, feedback: right ? key.correct : q.wrong };
-  }
-
-  function markOptions(q, li, g) {
-    li.querySelectorAll("label.ig-quiz-opt").forEach(function (label) {
-      var id = label.querySelector("input").value;
-      label.classList.toggle("is-right", q.answer.indexOf(id) >= 0);
-      label.classList.toggle("is-chosen-wrong", g.indexOf(id) >= 0 && q.answer.indexOf(id) < 0);
-    });
-  }
-
-  function show(li, r) {
-    var fb = li.querySelector(".ig-quiz-feedback");
-    var state = r.correct ? "is-right" : (r.answered ? "is-wrong" : "is-none");
-    fb.textContent = (r.correct ? "\u2713 " : (r.answered ? "\u2717 " : "")) + r.feedback;
-    fb.className = "ig-quiz-feedback " + state;
-    li.querySelector("details.ig-quiz-explain").hidden = !r.answered;
-  }
-
-  function setScore(text) {
-    root.querySelectorAll(".ig-quiz-score").forEach(function (s) { s.textContent = text; });
-  }
-
-  function check() {
-    var score = 0;
-    key.questions.forEach(function (q, i) {
-      var g = given(q, items[i]);
-      var r = grade(q, g);
-      if (r.correct) score += 1;
-      if (q.type !== "numeric" && r.answered) markOptions(q, items[i], g);
-      show(items[i], r);
-    });
-    setScore("Score: " + score + " / " + key.total);
-  }
-
-  function reset() {
-    root.querySelectorAll("input.ig-quiz-choice").forEach(function (i) { i.checked = false; });
-    root.querySelectorAll("input.ig-quiz-num").forEach(function (i) { i.value = ""; });
-    root.querySelectorAll("label.ig-quiz-opt").forEach(function (l) {
-      l.classList.remove("is-right", "is-chosen-wrong");
-    });
-    root.querySelectorAll(".ig-quiz-feedback").forEach(function (f) {
-      f.textContent = ""; f.className = "ig-quiz-feedback";
-    });
-    root.querySelectorAll("details.ig-quiz-explain").forEach(function (d) {
-      d.open = false; d.hidden = true;
-    });
-    setScore("");
-  }
-
-  root.querySelector(".ig-quiz-check").addEventListener("click", check);
-  root.querySelector(".ig-quiz-reset").addEventListener("click", reset);
-  root.querySelectorAll("input.ig-quiz-num").forEach(function (input) {
-    input.addEventListener("keydown", function (e) { if (e.key === "Enter") check(); });
-  });
-  root.querySelectorAll("details.ig-quiz-explain").forEach(function (d) {
-    d.addEventListener("toggle", function () {
-      d.querySelector("summary").textContent = d.open ? "Hide explanation" : "Show explanation";
-      if (d.open) typeset(d);
-    });
-  });
-})(__QUIZ_ID__);
-"""
+# The quiz's CSS and page-side JS are files beside this module (package data), read once.
+# The CSS is scoped to .ig-quiz, with colours from the pydata/sphinx-book theme's variables (light
+# and dark) and fallbacks for other pages. The JS mirrors Question.grade; everything
+# question-specific comes from the JSON answer key, so it is the same text in every quiz.
+_ASSETS = files(__package__).joinpath("quiz_assets")
+_CSS = _ASSETS.joinpath("quiz.css").read_text(encoding="utf-8")
+_JS = _ASSETS.joinpath("quiz.js").read_text(encoding="utf-8")

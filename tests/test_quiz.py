@@ -379,3 +379,14 @@ def test_every_chapter_ends_with_its_quiz_with_a_current_output(chapter):
     # the live widget's model is in the notebook's widget state, so JupyterLab can show it
     state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] in state
+
+
+def test_the_static_quiz_embeds_the_css_and_js_files_byte_for_byte():
+    from importlib.resources import files
+
+    assets = files("imagegen_lib").joinpath("quiz_assets")
+    css = assets.joinpath("quiz.css").read_bytes().decode("utf-8")
+    js = assets.joinpath("quiz.js").read_bytes().decode("utf-8")
+    page = Q._static_html(Q.load_quiz("q1_what_is_a_gan"), "ig-quiz-test")
+    assert f"<style>{css}</style>" in page
+    assert "<script>" + js.replace("__QUIZ_ID__", '"ig-quiz-test"') + "</script>" in page
