@@ -8,8 +8,8 @@ so ``imagegen sample``, ``imagegen eval``, the metrics and the comparison table 
 alike. What ``seed`` fixes, per kind:
 
 - **GANs** (MLP GAN, DCGAN, conditional GAN): exactly :func:`imagegen_lib.train.sample_images` —
-  CPU noise, 1000 per batch — so the numbers recorded for the GANs before this module existed are
-  reproduced bit for bit. The conditional GAN draws ``labels`` (default ``0, 1, …, 9, 0, …``).
+  CPU noise, 1000 per batch — so a GAN's samples, and the metrics in the manifest, are the same
+  whichever of the two is used. The conditional GAN draws ``labels`` (default ``0, 1, …, 9, 0, …``).
 - **VAE**: ``z ~ N(0, I)`` from a CPU generator; the image is the decoder's mean, ``sigmoid(f(z))``.
 - **DDPM**: the noise comes from a generator *on the sampling device* (a CPU-side one would spend
   more time in ``randn`` and copies than the GPU spends in the U-Net), so samples of one seed are
