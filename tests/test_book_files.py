@@ -15,7 +15,6 @@ import ast
 import functools
 import hashlib
 import http.server
-import importlib.util
 import json
 import re
 import shutil
@@ -29,18 +28,12 @@ from imagegen_lib import data_files, manifest, paths, quiz
 from imagegen_lib.book_files import CHAPTERS, BookFilesError, files_url, prepare_chapter
 from imagegen_lib.download import DownloadError
 
+from bootstrap_script import nbb
+
 REPO = Path(__file__).resolve().parents[1]
 FIX = "fix: commit the library, then run `python scripts/notebook_bootstrap.py --write`"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("notebook_bootstrap", REPO / "scripts" / "notebook_bootstrap.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-nbb = _load_script()
 NOTEBOOKS = nbb.toc_notebooks()
 
 

@@ -36,6 +36,8 @@ import pytest
 from imagegen_lib import data_files
 from imagegen_lib.book_files import CHAPTERS
 
+from bootstrap_script import nbb
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,16 +46,6 @@ CHAPTER = "q4_training_problems"
 TREE = ("imagegen_lib", "pyproject.toml", "README.md")
 
 
-def _load_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("notebook_bootstrap", REPO / "scripts" / "notebook_bootstrap.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-nbb = _load_script()
 
 
 def _run(cmd, **kw) -> subprocess.CompletedProcess:
