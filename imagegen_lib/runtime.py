@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .paths import PACKAGE_REPO
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = ["resolve_device", "device_name", "git_commit", "run_metadata"]
-
-REPO = Path(__file__).resolve().parents[1]  # the clone (or site-packages when installed)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -41,9 +40,9 @@ def git_commit() -> str:
     if os.environ.get("IMAGEGEN_GIT_COMMIT"):
         return os.environ["IMAGEGEN_GIT_COMMIT"]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_REPO, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE_REPO,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
