@@ -3,7 +3,7 @@
 
     python benchmarks/profile_step.py [--configs +bf16-cl-graph,+compile-D] [--json out.json]
 
-For each setting, :class:`imagegen_lib.fast_step.FastGANStep` is captured and replayed under
+For each setting, :class:`imagegen_lib.gan.fast_step.FastGANStep` is captured and replayed under
 ``torch.profiler`` (CUPTI reports each kernel of a graph). Per step it reports: the wall time, the
 number of kernels, their summed duration, the time at least one kernel is running ("busy") and so
 the time the GPU sits between dependent kernels ("idle"), and the most expensive kernels. Busy is
@@ -24,10 +24,10 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from imagegen_lib import data  # noqa: E402
-from imagegen_lib.fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options  # noqa: E402
-from imagegen_lib.losses import g_loss_nonsaturating  # noqa: E402
-from imagegen_lib.models.gan import build_gan  # noqa: E402
+from imagegen_lib.core import data  # noqa: E402
+from imagegen_lib.gan.fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options  # noqa: E402
+from imagegen_lib.gan.losses import g_loss_nonsaturating  # noqa: E402
+from imagegen_lib.gan.models import build_gan  # noqa: E402
 
 CONFIGS = {  # name (as in train_speed's table): FastGANStep options, on top of freeze-D + cudnn.benchmark
     "+freeze-D": {},

@@ -22,13 +22,13 @@ The variants, and the lever each isolates:
 * ``tutorial``      — pytorch/examples' dcgan: ``torchvision.datasets.MNIST`` + ``DataLoader``
   (2 workers, per-item ``ToTensor``/``Normalize``), float32, ``cudnn.benchmark``, two ``backward``
   calls for D, ``.item()`` on five statistics and a log line every step.
-* ``shipped-eager`` — :func:`imagegen_lib.train.train_gan` with ``fast=False`` (``--eager``): the
+* ``shipped-eager`` — :func:`imagegen_lib.gan.train.train_gan` with ``fast=False`` (``--eager``): the
   data set resident on the device, but noise drawn on the CPU and copied every step (a sync).
 * ``resident``      — the plain step on the resident data set, noise drawn on the device, statistics
   read every 50 steps: no host synchronisation in between. Then, each on top of ``resident``:
   ``+fused-adam``, ``+bf16`` (autocast), ``+channels-last``, ``+compile`` (default mode) and
   ``+compile-ro`` (``mode="reduce-overhead"``: Inductor's own CUDA graphs).
-* ``graph``         — :class:`imagegen_lib.fast_step.FastGANStep`: the whole D+G update (fused,
+* ``graph``         — :class:`imagegen_lib.gan.fast_step.FastGANStep`: the whole D+G update (fused,
   capturable Adam; batch gathered by ``index_select``; cuDNN's benchmark mode at capture) captured
   as one CUDA graph and replayed. Then ``+freeze-D`` (no D weight gradients in the G step), and on
   top of it: ``+4-steps`` (four updates per replay), ``+channels-last-graph`` (fp32), and
@@ -36,7 +36,7 @@ The variants, and the lever each isolates:
   real-batch branch beside G's forward pass, the statistics on a third stream), ``+compile-D``
   (``torch.compile(D)`` inside the graph), ``+projection-matmul`` (G's first layer as one GEMM:
   the shipped settings, ``fast_step.SHIPPED_OPTIONS``); and ``+compile-G-too`` beside it.
-* ``shipped``       — :func:`~imagegen_lib.train.train_gan` as the CLI runs it by default (on a GPU
+* ``shipped``       — :func:`~imagegen_lib.gan.train.train_gan` as the CLI runs it by default (on a GPU
   the fast path with ``fast_step.SHIPPED_OPTIONS``; on a CPU the plain loop), logging every 50
   steps and drawing a sample grid every 500, without writing checkpoints.
 * ``fast-eager``    — (CPU) the fast path's step functions without a graph: D frozen in the G step.
@@ -68,13 +68,13 @@ sys.path.insert(0, str(REPO))  # run from a checkout (the GPU machine) without i
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from imagegen_lib import data  # noqa: E402
-from imagegen_lib.runtime import git_commit  # noqa: E402
-from imagegen_lib.fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options  # noqa: E402
-from imagegen_lib.fast_step import gan_train_step_frozen_d  # noqa: E402
-from imagegen_lib.losses import g_loss_nonsaturating  # noqa: E402
-from imagegen_lib.models.gan import build_gan  # noqa: E402
-from imagegen_lib.train import GANConfig, gan_train_step, train_gan  # noqa: E402
+from imagegen_lib.core import data  # noqa: E402
+from imagegen_lib.core.runtime import git_commit  # noqa: E402
+from imagegen_lib.gan.fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options  # noqa: E402
+from imagegen_lib.gan.fast_step import gan_train_step_frozen_d  # noqa: E402
+from imagegen_lib.gan.losses import g_loss_nonsaturating  # noqa: E402
+from imagegen_lib.gan.models import build_gan  # noqa: E402
+from imagegen_lib.gan.train import GANConfig, gan_train_step, train_gan  # noqa: E402
 
 LOG_EVERY = 50  # the shipped loop reads its statistics every 50 steps; the variants do the same
 GPU_VARIANTS = ["tutorial", "shipped-eager", "resident", "+fused-adam", "+bf16", "+channels-last",
@@ -271,7 +271,7 @@ def run_resident(bench: Bench, fused_adam=False, bf16=False, channels_last=False
 
 
 # ---------------------------------------------------------------------------------------------
-# (g) The whole step as a CUDA graph (imagegen_lib.fast_step)
+# (g) The whole step as a CUDA graph (imagegen_lib.gan.fast_step)
 # ---------------------------------------------------------------------------------------------
 
 def run_graph(bench: Bench, steps_per_graph=1, freeze_d=False, cudnn_benchmark=True, bf16=False,

@@ -4,7 +4,7 @@
     python scripts/add_quiz_cell.py notebooks/q1_what_is_a_gan.ipynb [--chapter NAME]
 
 The quiz of notebook ``notebooks/NAME.ipynb`` is the bank ``book/quizzes/NAME.yml`` (see
-:mod:`imagegen_lib.quiz`). If the notebook has no quiz cell yet, this appends two cells, exactly
+:mod:`imagegen_lib.practice.quiz`). If the notebook has no quiz cell yet, this appends two cells, exactly
 like Exercise A's last two: a "## N. Check yourself" heading (N = the next section number) and a
 code cell tagged ``remove-input`` holding ``load_quiz("NAME")``. It then executes *only that
 cell* in a fresh kernel started in the notebook's folder (as nbval and the book do), stores its
@@ -33,7 +33,7 @@ NUMBER_WORDS = {8: "Eight", 9: "Nine", 10: "Ten", 11: "Eleven", 12: "Twelve", 13
 
 
 def quiz_source(chapter: str) -> str:
-    return f'from imagegen_lib.quiz import load_quiz\nload_quiz("{chapter}")'
+    return f'from imagegen_lib.practice.quiz import load_quiz\nload_quiz("{chapter}")'
 
 
 def find_quiz_cell(nb, chapter: str) -> int | None:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     chapter = args.chapter or args.notebook.stem
 
-    from imagegen_lib.quiz import load_quiz
+    from imagegen_lib.practice.quiz import load_quiz
     quiz = load_quiz(chapter)  # a malformed bank stops here, naming file and question
 
     nb = nbformat.read(args.notebook, as_version=4)

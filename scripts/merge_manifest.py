@@ -27,8 +27,9 @@ def main(argv=None) -> int:
     p.add_argument("--names", default=None, help="entries to take whole (default: those whose files are there)")
     args = p.parse_args(argv)
 
-    from imagegen_lib.checkpoint import sha256_file
-    from imagegen_lib.manifest import CHECKPOINT_DIR, _deep_merge, _locked, _write_manifest, read_manifest
+    from imagegen_lib.core.checkpoint import sha256_file
+    from imagegen_lib.core.manifest import (CHECKPOINT_DIR, _deep_merge, _locked, _write_manifest,
+                                            read_manifest)
 
     theirs = json.loads((args.source / "MANIFEST.json").read_text())["checkpoints"]
     names = args.names.split(",") if args.names else sorted(k for k, v in theirs.items()

@@ -8,7 +8,7 @@
 A notebook opened in Colab, on Binder or downloaded alone stops at ``import imagegen_lib``. The
 generated cell (tagged ``remove-cell``: the book doesn't show it) does nothing when the library is
 importable; otherwise it pip-installs the library pinned to a commit and fetches the chapter's
-checkpoints, quiz bank and data (:func:`imagegen_lib.book_files.prepare_chapter`).
+checkpoints, quiz bank and data (:func:`imagegen_lib.book.files.prepare_chapter`).
 
 The commit: a notebook cannot name the commit that contains it, so the cell names a commit whose
 library is the one the outputs were made with: by default the last commit that touched
@@ -45,7 +45,7 @@ if importlib.util.find_spec("imagegen_lib") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"imagegen-lib @ git+{{repo}}@{{BOOK_COMMIT}}"],
                    check=True)
     importlib.invalidate_caches()  # the import system still remembers imagegen_lib as missing
-    from imagegen_lib.book_files import prepare_chapter
+    from imagegen_lib.book.files import prepare_chapter
     prepare_chapter("{chapter}", repo=repo, commit=BOOK_COMMIT)'''
 
 _STAMP = re.compile(r'^BOOK_REPO, BOOK_COMMIT = "([^"]*)", "([0-9a-f]{40})"$', re.M)

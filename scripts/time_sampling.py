@@ -8,7 +8,7 @@ Writes ``metrics.sampling_time.<cpu|cuda>.<key>`` of each entry (``key``: ``defa
 generators, the sampler for a diffusion model: ``ancestral1000``, ``ddim50``, ...) with the
 seconds per 1000 images, the device, the thread count and *how* it was measured: a diffusion
 sampler too slow to run whole (1000 U-Net calls on a CPU) is timed on a few calls and multiplied
-by its number of calls, and the record says so. ``imagegen_lib.compare`` reads these numbers.
+by its number of calls, and the record says so. ``imagegen_lib.generators.compare`` reads these numbers.
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from imagegen_lib.runtime import device_name
-    from imagegen_lib.generators import DDPMSampler, GENERATOR_KINDS, load_sampler, measure_sampling_time
-    from imagegen_lib.manifest import CHECKPOINT_DIR, read_manifest, update_metrics
+    from imagegen_lib.core.runtime import device_name
+    from imagegen_lib.generators.samplers import (DDPMSampler, GENERATOR_KINDS, load_sampler,
+                                                  measure_sampling_time)
+    from imagegen_lib.core.manifest import CHECKPOINT_DIR, read_manifest, update_metrics
 
     device = torch.device(args.device)
     if device.type == "cpu":

@@ -15,8 +15,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # OpenMP threads spin-waiting for each other made a few-step training run 5-40x slower.
 torch.set_num_threads(1)
 
-from imagegen_lib import data  # noqa: E402
-from imagegen_lib.train import GANConfig  # noqa: E402
+from imagegen_lib.core import data  # noqa: E402
+from imagegen_lib.gan.train import GANConfig  # noqa: E402
 
 # A test that needs a data set skips when it is absent ("needs data: ..."), and under CI=true such a
 # skip fails the run: see needs_data.py. Its hooks act here because conftest.py imports them.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegen_lib.data_files import DATASETS, DataNotFoundError, find_dataset_dir, find_sr_set
+from imagegen_lib.core.data_files import DATASETS, DataNotFoundError, find_dataset_dir, find_sr_set
 
 NEEDS_DATA = "needs data:"
 FIX = "run `make data` (or `imagegen data download`), or point IMAGEGEN_DATA at a folder that holds it"

@@ -2,7 +2,7 @@
 
 - every notebook's first cell is the one ``scripts/notebook_bootstrap.py`` generates, and the
   commit it pins has the library HEAD has;
-- ``book_files.CHAPTERS`` names everything a notebook loads (found by scanning its code);
+- ``book.files.CHAPTERS`` names everything a notebook loads (found by scanning its code);
 - ``prepare_chapter`` against a loopback file server: verified, idempotent, re-fetches on a new commit;
 - the Binder requirements keep requirements.txt's pins.
 
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from imagegen_lib import data_files, manifest, paths, quiz
-from imagegen_lib.book_files import CHAPTERS, BookFilesError, files_url, prepare_chapter
-from imagegen_lib.download import DownloadError
+from imagegen_lib.core import data_files, manifest, paths
+from imagegen_lib.practice import quiz
+from imagegen_lib.book.files import CHAPTERS, BookFilesError, files_url, prepare_chapter
+from imagegen_lib.core.download import DownloadError
 
 from bootstrap_script import nbb
 
@@ -131,10 +132,10 @@ def _loaded_names(tree: ast.Module, entries: dict) -> tuple[set[str], list[str]]
 def test_chapter_table_has_what_the_notebook_loads(path):
     entries = manifest.read_manifest()["checkpoints"]
     used, relative = _loaded_names(_code(path), entries)
-    assert path.stem in CHAPTERS, f"add {path.stem!r} to imagegen_lib.book_files.CHAPTERS"
+    assert path.stem in CHAPTERS, f"add {path.stem!r} to imagegen_lib.book.files.CHAPTERS"
     needs = CHAPTERS[path.stem]
     missing = sorted(used - set(needs.checkpoints) - set(needs.data))
-    assert not missing, f"{path.stem} loads {missing}: add them to book_files.CHAPTERS[{path.stem!r}]"
+    assert not missing, f"{path.stem} loads {missing}: add them to book.files.CHAPTERS[{path.stem!r}]"
     assert not relative, (f"{path.name} opens {relative}: a path into the clone, missing elsewhere. Load shipped "
                           "checkpoints with shipped('NAME') and data with data.load_images / load_sr_set")
 

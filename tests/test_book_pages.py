@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from imagegen_lib import drills, reference_answers
+from imagegen_lib.practice import drills, reference_answers
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "book" / "_ext"))
@@ -35,7 +35,7 @@ def test_every_drill_of_the_library_is_on_the_drills_page():
 
 
 def test_drill_snippets_come_from_the_library_and_every_pyobject_exists():
-    from imagegen_lib import train
+    from imagegen_lib.gan import train
 
     for target in included_objects(DRILLS_PAGE):
         owner = target.split(".")[0]

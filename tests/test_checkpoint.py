@@ -9,12 +9,13 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from imagegen_lib import checkpoint as ckpt
-from imagegen_lib.checkpoint import (CheckpointError, atomic_write_bytes, checkpoint_paths, load_checkpoint,
-                                     load_optimizer, optimizer_tensors, save_checkpoint, sha256_file)
+from imagegen_lib.core import checkpoint as ckpt
+from imagegen_lib.core.checkpoint import (CheckpointError, atomic_write_bytes, checkpoint_paths,
+                                          load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint,
+                                          sha256_file)
 from imagegen_lib.metrics.classifier import ClassifierConfig, MNISTClassifier, save_classifier
-from imagegen_lib.models.gan import build_gan
-from imagegen_lib.train import load_generator, save_generator
+from imagegen_lib.gan.models import build_gan
+from imagegen_lib.gan.train import load_generator, save_generator
 
 
 def _tensors():

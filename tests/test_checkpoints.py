@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from imagegen_lib import data
-from imagegen_lib.checkpoint import load_checkpoint, sha256_file
-from imagegen_lib.manifest import CHECKPOINT_DIR, MAX_BYTES, read_manifest
+from imagegen_lib.core import data
+from imagegen_lib.core.checkpoint import load_checkpoint, sha256_file
+from imagegen_lib.core.manifest import CHECKPOINT_DIR, MAX_BYTES, read_manifest
 from imagegen_lib.metrics.classifier import evaluate_accuracy, load_classifier
-from imagegen_lib.train import load_generator, sample_images
+from imagegen_lib.gan.train import load_generator, sample_images
 
 MANIFEST = read_manifest()["checkpoints"]
 # The accuracy each shipped classifier must reach on the full official test split (issue #3).
@@ -34,8 +34,8 @@ SR_MODELS = ["sr_resnet_x2", "sr_resnet_x3", "sr_resnet_x4", "sr_srcnn_x3", "sr_
 @pytest.mark.parametrize("name", SR_MODELS)
 def test_sr_model_reproduces_its_set5_psnr_and_beats_bicubic(name):
     """Set5 Y-PSNR recomputed on the CPU = the manifest's (0.01 dB), and above the bicubic floor."""
-    from imagegen_lib.manifest import read_manifest as read
-    from imagegen_lib.train_sr import evaluate_model, load_sr_model
+    from imagegen_lib.core.manifest import read_manifest as read
+    from imagegen_lib.sr.train import evaluate_model, load_sr_model
 
     torch.set_num_threads(1)
     model, meta = load_sr_model(CHECKPOINT_DIR / name)
@@ -152,8 +152,8 @@ def _classifier_for(dataset: str):
 @pytest.mark.parametrize("name", _shipped("gan-generator", "cgan"))
 def test_cgan_draws_the_class_it_is_asked_for(name):
     """Samples asked for class k are classified as k: at least 90 % overall, 80 % for every class."""
-    from imagegen_lib.generators import load_sampler
-    from imagegen_lib.models.cgan import balanced_labels
+    from imagegen_lib.generators.samplers import load_sampler
+    from imagegen_lib.gan.conditional import balanced_labels
 
     sampler = load_sampler(CHECKPOINT_DIR / name)
     labels = balanced_labels(2000)
@@ -168,7 +168,7 @@ def test_cgan_draws_the_class_it_is_asked_for(name):
 
 @pytest.mark.parametrize("name", _shipped("vae"))
 def test_vae_reproduces_its_manifest_fid_and_covers_the_classes(name, real_test_features):
-    from imagegen_lib.generators import load_sampler
+    from imagegen_lib.generators.samplers import load_sampler
     from imagegen_lib.metrics import class_coverage, fid
 
     metrics = MANIFEST[name].get("metrics", {})
@@ -193,8 +193,8 @@ def test_ddpm_samples_cover_every_class(name):
 @pytest.mark.parametrize("name", _shipped("ddpm"))
 def test_ddpm_cpu_check_reproduces(name, real_test_features):
     """The CPU-feasible check recorded on the GPU machine (DDIM, few steps, small n, on its CPU) recomputes here."""
-    from imagegen_lib.cli_generative import FULL_N
-    from imagegen_lib.generators import CPU_CHECK, load_sampler
+    from imagegen_lib.cli.generative import FULL_N
+    from imagegen_lib.generators.samplers import CPU_CHECK, load_sampler
     from imagegen_lib.metrics import class_coverage, fid
 
     key = f"{CPU_CHECK['sampler']}{CPU_CHECK['steps']}" + ("" if CPU_CHECK["n"] == FULL_N else f"_n{CPU_CHECK['n']}")

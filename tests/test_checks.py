@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from imagegen_lib.checks import expect, expect_between
+from imagegen_lib.book.checks import expect, expect_between
 
 
 def test_a_value_inside_its_band_prints_only_the_claim(capsys):

@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from imagegen_lib import cli, data_files, runtime
-from imagegen_lib.train import load_generator
+from imagegen_lib import cli
+from imagegen_lib.core import data_files, runtime
+from imagegen_lib.gan.train import load_generator
 
 from conftest import needs_data, require_data
 
@@ -283,7 +284,7 @@ def test_console_script(trained, tmp_path):
     (["eval", "real", "--n", "1.5"], "--n: expected a whole number, got '1.5'"),
 ])
 def test_bad_flag_values_say_what_was_expected(argv, message, capsys):
-    # One set of argparse types (cli_types) serves every sub-command: same rule, same message.
+    # One set of argparse types (cli.arg_types) serves every sub-command: same rule, same message.
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 2

@@ -1,4 +1,4 @@
-"""imagegen_lib.data: the real MNIST / Fashion-MNIST files, where they are found, and how bad files fail."""
+"""imagegen_lib.core.data: the real MNIST / Fashion-MNIST files, where they are found, and how bad files fail."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from imagegen_lib import data, data_files
-from imagegen_lib.data import DataCorruptedError, DataNotFoundError, read_idx
+from imagegen_lib.core import data, data_files
+from imagegen_lib.core.data import DataCorruptedError, DataNotFoundError, read_idx
 
 from conftest import needs_data, real_bytes, real_raw
 
@@ -285,7 +285,7 @@ def test_images_and_labels_of_different_lengths(fake_data_root, monkeypatch):
 
 TINY_SUITE = '''
 import pytest
-from imagegen_lib.data_files import DataNotFoundError
+from imagegen_lib.core.data_files import DataNotFoundError
 from needs_data import needs_data, require_data
 
 

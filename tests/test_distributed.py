@@ -1,4 +1,4 @@
-"""The training CLI under torchrun: 2 processes on CPU with gloo (imagegen_lib.distributed).
+"""The training CLI under torchrun: 2 processes on CPU with gloo (imagegen_lib.core.distributed).
 
 What "the same global batch" means here: ``--batch-size`` is the global batch; each of the 2 ranks
 takes every other image of it and the matching rows of the global batch's noise, and DDP averages
@@ -24,8 +24,8 @@ import torch.multiprocessing as mp
 
 import ddp_worker
 from imagegen_lib import cli
-from imagegen_lib.checkpoint import load_checkpoint
-from imagegen_lib.models.gan import build_gan
+from imagegen_lib.core.checkpoint import load_checkpoint
+from imagegen_lib.gan.models import build_gan
 
 REPO = Path(__file__).resolve().parents[1]
 MLP = ["train", "mlpgan", "--epochs", "1", "--limit", "256", "--batch-size", "64", "--z-dim", "16",
@@ -53,7 +53,7 @@ def _spawn(argv: list[str], world: int = 2) -> None:
     """torchrun's environment without its start-up cost: the workers are forked from a fork server
     that has imported torch once (a clean process: forking pytest itself, threads and all, could
     deadlock), so a launch costs a second or two instead of 15-20 s on a busy 2-core machine."""
-    mp.set_forkserver_preload(["torch", "imagegen_lib.train", "ddp_worker"])
+    mp.set_forkserver_preload(["torch", "imagegen_lib.gan.train", "ddp_worker"])
     mp.start_processes(ddp_worker.rank_main, args=(argv, world, _free_port()), nprocs=world,
                        start_method="forkserver")
 

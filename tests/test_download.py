@@ -26,9 +26,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagegen_lib import cli, data, data_files, sr_data
-from imagegen_lib.data import DataCorruptedError, DataNotFoundError
-from imagegen_lib.download import DownloadError, fetch_bytes, fetch_file
+from imagegen_lib import cli
+from imagegen_lib.core import data, data_files
+from imagegen_lib.sr import data as sr_data
+from imagegen_lib.core.data import DataCorruptedError, DataNotFoundError
+from imagegen_lib.core.download import DownloadError, fetch_bytes, fetch_file
 
 from conftest import MNIST_FILES, real_raw
 

@@ -1,4 +1,4 @@
-"""The fast GPU path (imagegen_lib.fast_step) computes what the plain loop computes.
+"""The fast GPU path (imagegen_lib.gan.fast_step) computes what the plain loop computes.
 
 CI has no GPU, so these run the fast path's own step functions *eagerly* on the CPU: the batch
 gathered by index_select at a device-side cursor, the noise drawn into a buffer, D frozen in the G
@@ -14,12 +14,12 @@ import copy
 import pytest
 import torch
 
-from imagegen_lib.checkpoint import load_optimizer, optimizer_tensors
-from imagegen_lib.fast_step import (STAT_KEYS, FastGANStep, ProjectionAsMatmul, _projection_as_matmul, _restore,
-                                    _snapshot, fast_path_reason, gan_train_step_frozen_d)
-from imagegen_lib.losses import g_loss_nonsaturating
-from imagegen_lib.models.gan import build_gan
-from imagegen_lib.train import _steps_to_next_event, gan_train_step, train_gan
+from imagegen_lib.core.checkpoint import load_optimizer, optimizer_tensors
+from imagegen_lib.gan.fast_step import (STAT_KEYS, FastGANStep, ProjectionAsMatmul, _projection_as_matmul,
+                                        _restore, _snapshot, fast_path_reason, gan_train_step_frozen_d)
+from imagegen_lib.gan.losses import g_loss_nonsaturating
+from imagegen_lib.gan.models import build_gan
+from imagegen_lib.gan.train import _steps_to_next_event, gan_train_step, train_gan
 
 from conftest import make_tiny_config
 
@@ -126,7 +126,7 @@ def test_warm_up_is_undone_exactly(mnist_tiny):
 
 @pytest.fixture(scope="module")
 def images128():
-    from imagegen_lib import data
+    from imagegen_lib.core import data
 
     return data.load_images("mnist", "train", (-1, 1), limit=128)[0]
 

@@ -12,10 +12,10 @@ import copy
 import pytest
 import torch
 
-from imagegen_lib.fast_step import SHIPPED_OPTIONS, STAT_KEYS, FastGANStep, adam_options
-from imagegen_lib.losses import g_loss_nonsaturating
-from imagegen_lib.models.gan import build_gan
-from imagegen_lib.train import gan_train_step
+from imagegen_lib.gan.fast_step import SHIPPED_OPTIONS, STAT_KEYS, FastGANStep, adam_options
+from imagegen_lib.gan.losses import g_loss_nonsaturating
+from imagegen_lib.gan.models import build_gan
+from imagegen_lib.gan.train import gan_train_step
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -24,7 +24,7 @@ STEPS = 20
 
 @pytest.fixture(scope="module")
 def images():
-    from imagegen_lib import data
+    from imagegen_lib.core import data
 
     return data.load_images("mnist", "train", (-1, 1), limit=4096)[0].cuda()
 
@@ -126,7 +126,7 @@ def test_train_gan_on_the_gpu_uses_every_lever_and_resumes(tmp_path):
     fallback warning), statistics logged, and --resume continuing the run."""
     import warnings
 
-    from imagegen_lib.train import GANConfig, train_gan
+    from imagegen_lib.gan.train import GANConfig, train_gan
 
     config = GANConfig(epochs=1, limit=2048, log_every=4, sample_every=1000, ckpt_every=8, seed=1)
     with warnings.catch_warnings(record=True) as caught:

@@ -16,12 +16,13 @@ import torch
 from PIL import Image
 
 from imagegen_lib import cli
-from imagegen_lib.generators import DDPMSampler, load_sampler, measure_sampling_time
-from imagegen_lib.models.cgan import balanced_labels, build_cgan, check_labels
-from imagegen_lib.models.ddpm import (NoiseSchedule, UNet, ddim_timesteps, make_betas, sample_ancestral, sample_ddim,
-                                      timestep_embedding)
-from imagegen_lib.models.vae import ConvVAE, elbo_terms
-from imagegen_lib.train_generative import DDPMConfig, VAEConfig, load_ddpm, train_ddpm, train_vae
+from imagegen_lib.generators.samplers import DDPMSampler, load_sampler, measure_sampling_time
+from imagegen_lib.gan.conditional import balanced_labels, build_cgan, check_labels
+from imagegen_lib.diffusion.model import (NoiseSchedule, UNet, ddim_timesteps, make_betas, sample_ancestral,
+                                          sample_ddim, timestep_embedding)
+from imagegen_lib.vae.model import ConvVAE, elbo_terms
+from imagegen_lib.diffusion.train import DDPMConfig, load_ddpm, train_ddpm
+from imagegen_lib.vae.train import VAEConfig, train_vae
 
 TINY = ["--limit", "128", "--batch-size", "32", "--device", "cpu", "--no-progress"]
 TINY_MODEL = {"cgan": ["--width", "8", "--z-dim", "8"],
@@ -81,7 +82,7 @@ def test_bad_labels_are_rejected(labels, n, match):
 
 def test_projection_discriminator_learns_the_class(mnist_tiny):
     """A few D steps on (image, its label) vs (image, a wrong label) teach D to tell them apart."""
-    from imagegen_lib.losses import d_loss_bce
+    from imagegen_lib.gan.losses import d_loss_bce
 
     x, y = mnist_tiny
     torch.manual_seed(0)
@@ -101,8 +102,8 @@ def test_projection_discriminator_learns_the_class(mnist_tiny):
 
 
 def test_cgan_training_step_lowers_d_loss_against_a_fixed_generator(mnist_tiny):
-    from imagegen_lib.losses import g_loss_nonsaturating
-    from imagegen_lib.train import gan_train_step
+    from imagegen_lib.gan.losses import g_loss_nonsaturating
+    from imagegen_lib.gan.train import gan_train_step
 
     x, y = mnist_tiny
     torch.manual_seed(0)
@@ -133,7 +134,7 @@ def test_vae_shapes():
 
 
 def test_latent_traversal_sweeps_one_dimension_per_row():
-    from imagegen_lib.models.vae import latent_traversal
+    from imagegen_lib.vae.model import latent_traversal
 
     torch.manual_seed(0)
     vae = ConvVAE(latent_dim=3, width=4, hidden=8)
@@ -357,7 +358,7 @@ def test_resume_continues_exactly(runs, model, tmp_path):
     resumed = tmp_path / "resumed"
     shutil.copytree(runs / model, resumed)
     assert _train(model, resumed, 2, "--resume") == 0
-    from imagegen_lib.checkpoint import load_checkpoint
+    from imagegen_lib.core.checkpoint import load_checkpoint
 
     a, meta_a = load_checkpoint(straight / "last")
     b, meta_b = load_checkpoint(resumed / "last")
@@ -469,8 +470,8 @@ def test_eval_cli_for_every_kind(runs, tmp_path):
 
 def test_gan_sampling_is_unchanged_for_the_shipped_dcgan():
     """The common interface draws exactly what sample_images drew: the GANs' recorded metrics still hold."""
-    from imagegen_lib.manifest import CHECKPOINT_DIR
-    from imagegen_lib.train import load_generator, sample_images
+    from imagegen_lib.core.manifest import CHECKPOINT_DIR
+    from imagegen_lib.gan.train import load_generator, sample_images
 
     G, _ = load_generator(CHECKPOINT_DIR / "dcgan_mnist")
     assert torch.equal(load_sampler(CHECKPOINT_DIR / "dcgan_mnist").sample(50, seed=3), sample_images(G, 50, seed=3))
@@ -481,8 +482,8 @@ def test_gan_sampling_is_unchanged_for_the_shipped_dcgan():
 # ---------------------------------------------------------------------------------------------
 
 def test_manifest_metrics_keys_and_nested_merge(runs, tmp_path):
-    from imagegen_lib.cli_generative import manifest_metrics
-    from imagegen_lib.manifest import read_manifest, ship, update_metrics
+    from imagegen_lib.cli.generative import manifest_metrics
+    from imagegen_lib.core.manifest import read_manifest, ship, update_metrics
 
     ship(runs / "ddpm" / "model", "ddpm_tiny", directory=tmp_path)
     base = {"fid": 1.0, "coverage": 1.0, "eval_n": 10_000, "eval_seed": 0}
@@ -524,7 +525,7 @@ def _m(fid, n=10_000, **extra):
 
 
 def test_comparison_table_from_a_manifest():
-    from imagegen_lib.compare import comparison_table, published_table
+    from imagegen_lib.generators.compare import comparison_table, published_table
 
     manifest = {"checkpoints": {
         "ddpm_mnist": _fake_entry("ddpm", "ddpm", {**_m(1.5), "samplers": {
@@ -557,8 +558,8 @@ def test_comparison_table_from_a_manifest():
 
 
 def test_comparison_table_counts_parameters_from_the_checkpoints(runs, tmp_path):
-    from imagegen_lib.compare import comparison_table
-    from imagegen_lib.manifest import read_manifest, ship, update_metrics
+    from imagegen_lib.generators.compare import comparison_table
+    from imagegen_lib.core.manifest import read_manifest, ship, update_metrics
 
     for model in TINY_MODEL:
         ship(runs / model / EXPORT[model], f"{model}_mnist", directory=tmp_path)

@@ -109,3 +109,39 @@ def test_the_cycle_finder_sees_an_import_inside_a_function(tmp_path):
         graph[name] = {t.split(".")[-1] for t in node_targets} & set(code)
     assert cycles(graph) == [["a", "b"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+# What each package may import (besides itself): a topic stands on `core` and on the topics it
+# builds on, never on one above it. A new package gets a row here; a new arrow is a design decision.
+MAY_IMPORT = {
+    "core": set(),
+    "gan": {"core"},
+    "vae": {"core"},
+    "diffusion": {"core"},
+    "sr": {"core"},
+    "toy": {"core", "gan"},  # the toy GANs reuse the image GANs' losses
+    "generators": {"core", "gan", "vae", "diffusion"},
+    "metrics": {"core", "generators"},  # `imagegen eval` samples any shipped generator
+    "practice": {"core", "gan", "toy"},  # the drills train toy GANs with the real losses and step
+    "book": {"core", "practice"},
+    "cli": {"core", "gan", "vae", "diffusion", "sr", "metrics", "generators"},
+}
+
+
+def _package_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_every_package_imports_only_the_layers_below_it():
+    packages = {_package_of(m) for m in _modules()} - {""}
+    assert packages == set(MAY_IMPORT), f"packages without a row in MAY_IMPORT, or rows without a package: " \
+                                        f"{sorted(packages ^ set(MAY_IMPORT))}"
+    wrong = []
+    for module, targets in import_graph().items():
+        own = _package_of(module)
+        for target in targets:
+            other = _package_of(target)
+            if own and other and other != own and other not in MAY_IMPORT[own]:
+                wrong.append(f"{module} imports {target}")
+    assert not wrong, "imports against the layering (see MAY_IMPORT):\n" + "\n".join(sorted(wrong))

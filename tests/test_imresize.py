@@ -1,4 +1,4 @@
-"""imagegen_lib.imresize: MATLAB's bicubic imresize, checked against an independent per-pixel port."""
+"""imagegen_lib.sr.imresize: MATLAB's bicubic imresize, checked against an independent per-pixel port."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from imagegen_lib.imresize import contributions, imresize, imresize_uint8, output_size
+from imagegen_lib.sr.imresize import contributions, imresize, imresize_uint8, output_size
 
 
 def _reference_resize_1d(line: np.ndarray, scale: float, out_len: int) -> np.ndarray:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from imagegen_lib import data_files
-from imagegen_lib.book_files import CHAPTERS
+from imagegen_lib.core import data_files
+from imagegen_lib.book.files import CHAPTERS
 
 from bootstrap_script import nbb
 
@@ -120,7 +120,7 @@ def _lone_notebook(folder: Path, commit: str) -> Path:
     for cell in nb["cells"]:  # until the notebook loads its checkpoint with shipped(): a path into the clone
         source = "".join(cell["source"])
         if '"../checkpoints/dcgan_mnist"' in source:
-            source = ("from imagegen_lib.manifest import shipped\n"
+            source = ("from imagegen_lib.core.manifest import shipped\n"
                       + source.replace('"../checkpoints/dcgan_mnist"', 'shipped("dcgan_mnist")'))
             cell["source"] = source.splitlines(keepends=True)
     nb = nbb.with_cell(nb, nbb.make_cell(CHAPTER, nbb.repository_url(), commit))

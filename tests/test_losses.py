@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from imagegen_lib import losses as L
-from imagegen_lib.models.toy import ToyDiscriminator
+from imagegen_lib.gan import losses as L
+from imagegen_lib.toy.models import ToyDiscriminator
 
 
 def test_bce_losses_at_known_logits():

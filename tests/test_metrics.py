@@ -280,7 +280,7 @@ BLUR = [0.5, 1.0, 1.5, 2.0]
 @pytest.fixture(scope="module")
 def real_features(extractor) -> dict[str, Features]:
     """Features of every image set the data tests use, extracted once (about 10 s on 2 cores)."""
-    from imagegen_lib.data import load_images
+    from imagegen_lib.core.data import load_images
 
     test, _ = load_images("mnist", "test", limit=N)
     train, labels = load_images("mnist", "train", limit=5 * N)
@@ -343,8 +343,8 @@ def test_fid_and_kid_match_torchmetrics_on_classifier_features(real_features):
 def test_eval_cli_on_an_untrained_generator(real_features, tmp_path, capsys):
     """End to end: checkpoint -> samples -> every metric -> table and JSON. Untrained = bad scores."""
     from imagegen_lib.cli import main
-    from imagegen_lib.models.gan import build_gan
-    from imagegen_lib.train import GANConfig, save_generator
+    from imagegen_lib.gan.models import build_gan
+    from imagegen_lib.gan.train import GANConfig, save_generator
 
     torch.manual_seed(0)
     G, _ = build_gan("mlpgan")

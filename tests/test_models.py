@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from imagegen_lib.losses import G_LOSSES, d_loss_bce, g_loss_nonsaturating, g_loss_saturating
-from imagegen_lib.models.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
+from imagegen_lib.gan.losses import G_LOSSES, d_loss_bce, g_loss_nonsaturating, g_loss_saturating
+from imagegen_lib.gan.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                                      build_gan, count_parameters)
 
 LOG2 = math.log(2.0)

@@ -1,4 +1,4 @@
-"""imagegen_lib.quiz: bank parsing and validation, grading, safe HTML, and the live widget's callbacks.
+"""imagegen_lib.practice.quiz: bank parsing and validation, grading, safe HTML, and the live widget's callbacks.
 
 The static page's grader is exercised in a real browser by the book check (see the quiz section of
 the report / tests/browser); here we check what Python controls: the answer key it ships, the
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagegen_lib import quiz as Q
-from imagegen_lib.quiz import Quiz, QuizError, load_quiz
+from imagegen_lib.practice import quiz as Q
+from imagegen_lib.practice.quiz import Quiz, QuizError, load_quiz
 
 BANK = {
     "title": "Test quiz",

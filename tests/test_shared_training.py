@@ -3,8 +3,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from imagegen_lib.manifest import shipped_stem
-from imagegen_lib.shared_training import bf16_autocast, check_resume_settings, ema_update
+from imagegen_lib.core.manifest import shipped_stem
+from imagegen_lib.core.training import bf16_autocast, check_resume_settings, ema_update
 
 
 @dataclass

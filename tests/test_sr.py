@@ -10,15 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagegen_lib import cli, manifest, sr_data
-from imagegen_lib.checkpoint import load_checkpoint
-from imagegen_lib.data import DataCorruptedError, DataNotFoundError
-from imagegen_lib.imresize import imresize, imresize_uint8
-from imagegen_lib.metrics.sr import (BICUBIC_BASELINES, check_image, evaluate_sr, gray_levels, psnr, rgb_to_y,
+from imagegen_lib import cli
+from imagegen_lib.core import manifest
+from imagegen_lib.sr import data as sr_data
+from imagegen_lib.core.checkpoint import load_checkpoint
+from imagegen_lib.core.data import DataCorruptedError, DataNotFoundError
+from imagegen_lib.sr.imresize import imresize, imresize_uint8
+from imagegen_lib.sr.metrics import (BICUBIC_BASELINES, check_image, evaluate_sr, gray_levels, psnr, rgb_to_y,
                                      rgb_to_ycbcr, score_sr, ssim, ycbcr_to_rgb)
-from imagegen_lib.models.sr import SR_ARCHS, build_sr, count_parameters, self_ensemble, super_resolve
-from imagegen_lib.sr_data import PatchSampler, load_sr_set, make_lr, modcrop
-from imagegen_lib.train_sr import SRConfig, load_sr_model, train_sr
+from imagegen_lib.sr.models import SR_ARCHS, build_sr, count_parameters, self_ensemble, super_resolve
+from imagegen_lib.sr.data import PatchSampler, load_sr_set, make_lr, modcrop
+from imagegen_lib.sr.train import SRConfig, load_sr_model, train_sr
 
 from conftest import needs_data, require_data
 

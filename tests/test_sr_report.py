@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagegen_lib.metrics.sr import BICUBIC_BASELINES, score_sr
-from imagegen_lib.sr_published import PUBLISHED, published_psnr
-from imagegen_lib.sr_report import format_results_table, results_table
+from imagegen_lib.sr.metrics import BICUBIC_BASELINES, score_sr
+from imagegen_lib.sr.published import PUBLISHED, published_psnr
+from imagegen_lib.sr.report import format_results_table, results_table
 
 BIB = (Path(__file__).resolve().parents[1] / "book" / "references.bib").read_text(encoding="utf-8")
 

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from imagegen_lib import drills
-from imagegen_lib.toy import (ToyGANConfig, grid_centres, grid_of_gaussians, mode_coverage, ring_centres,
-                              ring_of_gaussians, sample_toy, train_toy_gan)
-from imagegen_lib.toy_population import PopLinear, sample_population, train_population
+from imagegen_lib.practice import drills
+from imagegen_lib.toy.gan import (ToyGANConfig, grid_centres, grid_of_gaussians, mode_coverage, ring_centres,
+                                  ring_of_gaussians, sample_toy, train_toy_gan)
+from imagegen_lib.toy.population import PopLinear, sample_population, train_population
 
 
 def test_ring_centres_and_samples():

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from imagegen_lib.losses import d_loss_bce, g_loss_nonsaturating
-from imagegen_lib.models.gan import MLPDiscriminator, MLPGenerator, build_gan
-from imagegen_lib.train import GANConfig, gan_train_step, load_generator, sample_images, train_gan
+from imagegen_lib.gan.losses import d_loss_bce, g_loss_nonsaturating
+from imagegen_lib.gan.models import MLPDiscriminator, MLPGenerator, build_gan
+from imagegen_lib.gan.train import GANConfig, gan_train_step, load_generator, sample_images, train_gan
 
 from conftest import make_tiny_config
 
@@ -116,7 +116,7 @@ def _train(images, out=None, **kw):
 
 @pytest.fixture(scope="module")
 def images128():
-    from imagegen_lib import data
+    from imagegen_lib.core import data
 
     return data.load_images("mnist", "train", (-1, 1), limit=128)[0]
 
@@ -309,7 +309,7 @@ def test_config_from_dict_ignores_unknown_keys():
 def test_interrupt_inside_a_step_still_resumes_exactly(images128, straight_run, tmp_path, monkeypatch):
     """Ctrl-C lands where the time goes: inside gan_train_step, after D (or G) already moved.
     The checkpoint written on the way out must not mix step k's weights with step k-1's counters."""
-    import imagegen_lib.train as train_mod
+    import imagegen_lib.gan.train as train_mod
 
     _, straight = straight_run
     real_step, calls = train_mod.gan_train_step, []

@@ -1,14 +1,14 @@
 """Sphinx extension: ``{drill-snippet}``, a ``literalinclude`` that hides the bug markers.
 
-The spot-the-bug code lives in the library (``imagegen_lib/drills.py``,
-``imagegen_lib/reference_answers.py``), where each bug is marked with a trailing comment
+The spot-the-bug code lives in the library (``imagegen_lib/practice/drills.py``,
+``imagegen_lib/practice/reference_answers.py``), where each bug is marked with a trailing comment
 (``# BUG: ...``, ``# <- the bug``, ``# ... "fixed" by ...``) so that the chapters can point at
 it. An interview drill must not give the answer away, so the drills page includes the same source
 (one source of truth, never a pasted copy) through this directive, which takes every option of
 ``literalinclude`` (``:pyobject:`` in particular) and drops those trailing comments. Nothing
 else in the snippet changes.
 
-    ```{drill-snippet} ../imagegen_lib/drills.py
+    ```{drill-snippet} ../imagegen_lib/practice/drills.py
     :pyobject: step_missing_detach
     ```
 """

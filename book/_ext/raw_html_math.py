@@ -1,7 +1,7 @@
 """Sphinx extension: load MathJax on pages whose only math sits in raw HTML outputs.
 
 Sphinx adds MathJax to a page only if its doctree has math nodes. A notebook output in
-``text/html`` that carries Sphinx's own math markup (``imagegen_lib.quiz`` writes
+``text/html`` that carries Sphinx's own math markup (``imagegen_lib.practice.quiz`` writes
 ``<span class="math notranslate nohighlight">\\(...\\)</span>``) is a raw node, so a page whose
 only math is in such an output would show raw TeX. Mark those pages as having equations.
 """

@@ -7,9 +7,9 @@
 """
 
 from .classifier import FEATURE_DIM, MNISTClassifier, load_classifier
-from .core import (FeatureExtractor, Features, check_images, class_coverage, class_histogram, class_kl,
-                   fid, frechet_distance, gaussian_stats, inception_score, kid, memorisation,
-                   mmd2_unbiased, nearest_distances, precision_recall)
+from .core import (FeatureExtractor, Features, check_images, class_coverage, class_histogram, class_kl, fid,
+                   frechet_distance, gaussian_stats, inception_score, kid, memorisation, mmd2_unbiased,
+                   nearest_distances, precision_recall)
 from .evaluate import default_classifier_stem, evaluate_generator, evaluate_real, format_report
 
 __all__ = [

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoint import (CheckpointError, load_checkpoint, load_optimizer, open_run_dir, optimizer_tensors,
-                          save_checkpoint)
-from ..runtime import resolve_device
-from ..shared_training import check_resume_settings
+from ..core.checkpoint import (CheckpointError, load_checkpoint, load_optimizer, open_run_dir,
+                               optimizer_tensors, save_checkpoint)
+from ..core.runtime import resolve_device
+from ..core.training import check_resume_settings
 
 __all__ = ["MNISTClassifier", "ClassifierConfig", "train_classifier", "evaluate_accuracy",
            "save_classifier", "load_classifier", "FEATURE_DIM"]
@@ -115,7 +115,7 @@ def train_classifier(config: ClassifierConfig, out_dir=None, resume: bool = Fals
 
     Returns ``(model, history)``; ``history`` has one row per epoch with train loss and test accuracy.
     """
-    from .. import data
+    from ..core import data
     device = resolve_device(device)
     x_train, y_train = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit, device=device)
     x_test, y_test = data.load_images(config.dataset, "test", (-1, 1), device=device)

@@ -5,7 +5,7 @@ The protocol, fixed so numbers are comparable across the book:
 - **reference set**: the whole *test* split (10,000 images) of the generator's data set — images
   neither the generator nor the classifier trained on;
 - **samples**: ``n`` images (default 10,000, as many as the reference) from noise seeded by ``seed``,
-  drawn through :func:`imagegen_lib.generators.load_sampler` — any generator kind (GAN, conditional
+  drawn through :func:`imagegen_lib.generators.samplers.load_sampler` — any generator kind (GAN, conditional
   GAN with balanced classes, VAE, DDPM with its sampler options, named in the result's ``sampler``);
 - **feature space**: the classifier trained on the same data set (``checkpoints/classifier_mnist``
   or ``checkpoints/classifier_fashion`` unless another is passed);
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from .. import data
+from ..core import data
+from ..core.runtime import device_name
 from .classifier import load_classifier
-from .core import (FeatureExtractor, Features, class_coverage, class_histogram, class_kl, fid, inception_score,
-                   kid, memorisation, precision_recall)
-from ..runtime import device_name
+from .core import (FeatureExtractor, Features, class_coverage, class_histogram, class_kl, fid,
+                   inception_score, kid, memorisation, precision_recall)
 
 __all__ = ["evaluate_generator", "evaluate_real", "default_classifier_stem", "format_report"]
 
@@ -40,7 +40,7 @@ def default_classifier_stem(dataset: str) -> Path:
     if dataset not in CLASSIFIER_STEMS:
         raise ValueError(f"no classifier is known for dataset {dataset!r}; "
                          f"choose one of {sorted(CLASSIFIER_STEMS)}")
-    from .. import manifest  # looked up at call time: tests point CHECKPOINT_DIR at a temporary folder
+    from ..core import manifest  # looked up at call time: tests point CHECKPOINT_DIR at a temporary folder
 
     stem = manifest.CHECKPOINT_DIR / CLASSIFIER_STEMS[dataset]
     if not stem.with_suffix(".safetensors").is_file():
@@ -102,7 +102,7 @@ def evaluate_generator(gen_stem, n: int = 10_000, seed: int = 0, classifier_stem
     """
     import torch
 
-    from ..generators import load_sampler
+    from ..generators.samplers import load_sampler
 
     t0 = time.perf_counter()
     sampler = load_sampler(gen_stem, device=device)

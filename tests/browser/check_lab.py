@@ -50,7 +50,7 @@ def write_notebook(folder: Path, chapter: str) -> Path:
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {
         "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell(
-        f'from imagegen_lib.quiz import load_quiz\nload_quiz("{chapter}")')]
+        f'from imagegen_lib.practice.quiz import load_quiz\nload_quiz("{chapter}")')]
     path = folder / "quiz.ipynb"
     nbformat.write(nb, path)
     return path
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.chromium).is_file():
         print(f"check_lab: no Chromium at {args.chromium}", file=sys.stderr)
         return 2
-    from imagegen_lib.quiz import load_quiz
+    from imagegen_lib.practice.quiz import load_quiz
 
     quiz = load_quiz(args.chapter)
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,7 @@ class Checker:
 
 def bank_for(quiz_id: str):
     """``ig-quiz-<name>-<n>`` -> the bank ``book/quizzes/<name>.yml`` (None if there is none)."""
-    from imagegen_lib.quiz import load_quiz
+    from imagegen_lib.practice.quiz import load_quiz
 
     name = quiz_id.removeprefix("ig-quiz-").rsplit("-", 1)[0]
     try:

@@ -1,0 +1,224 @@
+"""Many 2-D GANs trained at once: one batched forward pass per step for every (variant, seed).
+
+Q4 compares eight training recipes over three seeds — 24 GANs. Trained one after another on a
+CPU, tiny MLPs spend their time in per-operation overhead, not arithmetic. Here the 24 networks
+are *stacked*: every weight has a leading "member" dimension ``S`` and a layer is one batched
+matrix product (``torch.baddbmm``). Nothing is shared between members:
+
+* each member's loss is a mean over its own batch, and the total is a *sum* over members, so
+  the gradient of member ``s``'s weights is exactly its own loss's gradient;
+* Adam is elementwise, so one Adam over stacked tensors is ``S`` independent Adams — here with
+  a per-member learning rate (that is how TTUR members get their own rates);
+* spectral norm keeps a power-iteration vector per member.
+
+Every member follows the recipe of a :class:`~imagegen_lib.toy.gan.ToyGANConfig` (loss, learning
+rates, label smoothing, instance noise, spectral norm, gradient-penalty weight, seed); the shared
+fields (steps, batch size, widths, betas, D steps) must agree. ``tests/test_toy.py`` checks that a
+member's run does not depend on who else is in the population.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .gan import ToyGANConfig, ring_of_gaussians
+
+__all__ = ["PopLinear", "PopMLP", "PopAdam", "PopulationRun", "train_population", "sample_population"]
+
+_SHARED = ("steps", "batch_size", "z_dim", "hidden", "depth", "betas", "d_steps", "log_every",
+           "d_head_start")
+_LOSS_CODE = {"saturating": 0, "nonsaturating": 1, "wgan-gp": 2, "hinge": 3}
+
+
+class PopLinear(nn.Module):
+    """``S`` independent ``Linear(fan_in, fan_out)`` layers; optional spectral norm per member."""
+
+    def __init__(self, seeds: list[int], fan_in: int, fan_out: int, sn_mask: torch.Tensor | None = None):
+        super().__init__()
+        S, bound = len(seeds), 1 / math.sqrt(fan_in)  # nn.Linear's default init range
+        w, b = torch.empty(S, fan_in, fan_out), torch.empty(S, 1, fan_out)
+        for s, seed in enumerate(seeds):
+            g = torch.Generator().manual_seed(seed)
+            w[s].uniform_(-bound, bound, generator=g)
+            b[s].uniform_(-bound, bound, generator=g)
+        self.weight, self.bias = nn.Parameter(w), nn.Parameter(b)
+        self.sn_mask = sn_mask
+        if sn_mask is not None:
+            g = torch.Generator().manual_seed(seeds[0] + 7)
+            self.register_buffer("u", F.normalize(torch.randn(S, fan_out, generator=g), dim=1))
+
+    def sigma(self) -> torch.Tensor:
+        """Per-member estimate of the largest singular value (one power iteration when training)."""
+        W = self.weight  # (S, in, out): x @ W
+        with torch.no_grad():
+            u = self.u
+            if self.training:
+                v = F.normalize(torch.bmm(W, u.unsqueeze(2)).squeeze(2), dim=1)
+                u = F.normalize(torch.bmm(W.transpose(1, 2), v.unsqueeze(2)).squeeze(2), dim=1)
+                self.u.copy_(u)
+            v = F.normalize(torch.bmm(W, u.unsqueeze(2)).squeeze(2), dim=1)
+        return torch.einsum("si,sio,so->s", v, W, u)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (S, N, in) -> (S, N, out)
+        W = self.weight
+        if self.sn_mask is not None and bool(self.sn_mask.any()):
+            scale = torch.where(self.sn_mask, 1 / self.sigma(), torch.ones_like(self.sn_mask, dtype=W.dtype))
+            W = W * scale[:, None, None]
+        return torch.baddbmm(self.bias, x, W)
+
+
+class PopMLP(nn.Module):
+    """``S`` stacked copies of :class:`~imagegen_lib.toy.models.ToyGenerator` (``act='relu'``) or
+    of ``ToyDiscriminator`` (``act='leaky'``, output squeezed to ``(S, N)``)."""
+
+    def __init__(self, seeds, in_dim, hidden, depth, out_dim, act="relu", sn_mask=None):
+        super().__init__()
+        dims = [in_dim] + [hidden] * depth + [out_dim]
+        self.layers = nn.ModuleList(
+            PopLinear([s * 1000 + i for s in seeds], a, b, sn_mask) for i, (a, b) in enumerate(zip(dims, dims[1:])))
+        self.act = nn.ReLU() if act == "relu" else nn.LeakyReLU(0.2)
+        self.z_dim = in_dim
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = self.act(layer(x))
+        return self.layers[-1](x)
+
+
+class PopAdam:
+    """Adam over stacked parameters with a per-member learning rate ``lr`` of shape ``(S,)``."""
+
+    def __init__(self, params, lr: torch.Tensor, betas=(0.5, 0.999), eps=1e-8):
+        self.params, self.lr, self.betas, self.eps, self.t = list(params), lr, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            lr = self.lr.view(-1, *([1] * (p.dim() - 1)))
+            p.sub_(lr * (m / c1) / ((v / c2).sqrt() + self.eps))
+
+
+@dataclass
+class PopulationRun:
+    G: PopMLP
+    D: PopMLP
+    configs: list[ToyGANConfig]
+    history: list[dict] = field(default_factory=list)  # per log row: step and (S,) lists per statistic
+
+
+def _member_tensor(configs, name, dtype=torch.float32):
+    return torch.tensor([getattr(c, name) for c in configs], dtype=dtype)
+
+
+def _per_member_grad_norm(module) -> torch.Tensor:
+    sq = sum(p.grad.pow(2).flatten(1).sum(1) for p in module.parameters() if p.grad is not None)
+    return sq.sqrt()
+
+
+def train_population(configs: list[ToyGANConfig], sampler=None, data: torch.Tensor | None = None,
+                     callback=None, callback_steps: tuple[int, ...] = ()) -> PopulationRun:
+    """Train one 2-D GAN per config, all at once. Real data: fresh ring samples (or ``sampler``),
+    or minibatches of a fixed ``data`` set. ``callback(step, G, D)`` runs at ``callback_steps``.
+    Returns stacked G and D plus per-member history."""
+    base = configs[0]
+    for c in configs:
+        bad = [k for k in _SHARED if getattr(c, k) != getattr(base, k)]
+        if bad:
+            raise ValueError(f"population members must share {bad}")
+        if c.minibatch_std or c.optimizer != "adam":
+            raise ValueError("minibatch_std and optimizer='sgd' are not supported in a population; "
+                             "use train_toy_gan")
+    S, N = len(configs), base.batch_size
+    seeds = [c.seed for c in configs]
+    code = torch.tensor([_LOSS_CODE[c.loss] for c in configs])
+    sn_mask = torch.tensor([c.spectral_norm for c in configs])
+    G = PopMLP(seeds, base.z_dim, base.hidden, base.depth, 2, "relu")
+    D = PopMLP([s + 500 for s in seeds], 2, base.hidden, base.depth, 1, "leaky", sn_mask if sn_mask.any() else None)
+    opt_g = PopAdam(G.parameters(), _member_tensor(configs, "lr_g"), base.betas)
+    opt_d = PopAdam(D.parameters(), _member_tensor(configs, "lr_d"), base.betas)
+    real_label = (1 - _member_tensor(configs, "label_smoothing"))[:, None]
+    noise0 = _member_tensor(configs, "instance_noise")[:, None, None]
+    gp_w = torch.tensor([c.gp_weight if c.loss == "wgan-gp" else 0.0 for c in configs])
+    gen = torch.Generator().manual_seed(base.seed * 7919 + 1)
+    sampler = sampler or (lambda n, g: ring_of_gaussians(n, generator=g))
+
+    def draw():
+        if data is not None:
+            return data[torch.randint(len(data), (S, N), generator=gen)]
+        return sampler(S * N, gen).view(S, N, -1)
+
+    def noisy(x, std):
+        return x + std * torch.randn(x.shape, generator=gen) if bool((std > 0).any()) else x
+
+    def d_step(noise_std):
+        real, z = draw(), torch.randn(S, N, base.z_dim, generator=gen)
+        with torch.no_grad():
+            fake = G(z)
+        real_in, fake_in = noisy(real, noise_std), noisy(fake, noise_std)
+        r, f = D(real_in).squeeze(2), D(fake_in).squeeze(2)  # (S, N)
+        bce = F.binary_cross_entropy_with_logits(r, real_label.expand_as(r), reduction="none").mean(1) \
+            + F.softplus(f).mean(1)
+        wgan = f.mean(1) - r.mean(1)
+        hinge = F.relu(1 - r).mean(1) + F.relu(1 + f).mean(1)
+        loss = torch.where(code <= 1, bce, torch.where(code == 2, wgan, hinge))
+        if bool((gp_w > 0).any()):
+            eps = torch.rand(S, N, 1, generator=gen)
+            x_hat = (eps * real_in + (1 - eps) * fake_in).requires_grad_(True)
+            (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+            loss = loss + gp_w * ((grad.norm(dim=2) - 1) ** 2).mean(1)
+        opt_d.zero_grad()
+        loss.sum().backward()  # sum over members: each member's weights get its own loss's gradient
+        opt_d.step()
+        return loss.detach(), torch.sigmoid(r.detach()).mean(1), torch.sigmoid(f.detach()).mean(1)
+
+    for _ in range(base.d_head_start):
+        d_step(noise0)
+    run = PopulationRun(G, D, configs)
+    acc: dict[str, torch.Tensor] = {}
+    for step in range(1, base.steps + 1):
+        noise_std = noise0 * (1 - (step - 1) / base.steps)
+        for _ in range(base.d_steps):
+            loss_d, d_real, d_fake = d_step(noise_std)
+        z = torch.randn(S, N, base.z_dim, generator=gen)
+        f = D(noisy(G(z), noise_std)).squeeze(2)
+        loss_g = torch.where(code == 0, -F.softplus(f).mean(1),
+                             torch.where(code == 1, F.softplus(-f).mean(1), -f.mean(1)))
+        opt_g.zero_grad()
+        loss_g.sum().backward()
+        gnorm = _per_member_grad_norm(G)
+        opt_g.step()
+        for k, v in (("loss_d", loss_d), ("loss_g", loss_g.detach()), ("g_grad_norm", gnorm),
+                     ("d_real", d_real), ("d_fake", d_fake)):
+            acc[k] = acc.get(k, 0) + v
+        if step % base.log_every == 0:
+            run.history.append({"step": step, **{k: (v / base.log_every).tolist() for k, v in acc.items()}})
+            acc.clear()
+        if callback is not None and step in callback_steps:
+            callback(step, G, D)
+    return run
+
+
+@torch.no_grad()
+def sample_population(G: PopMLP, n: int = 2500, seed: int = 12345) -> torch.Tensor:
+    """``(S, n, 2)`` samples, the same evaluation noise for every member."""
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    S = G.layers[0].weight.shape[0]
+    return G(z.expand(S, n, G.z_dim).contiguous())

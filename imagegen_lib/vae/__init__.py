@@ -1,0 +1,1 @@
+"""The variational autoencoder: the convolutional VAE and its ELBO (``model``), its training (``train``)."""
