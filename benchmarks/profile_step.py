@@ -25,28 +25,29 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from imagegen_lib.core import data  # noqa: E402
-from imagegen_lib.gan.fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options  # noqa: E402
+from imagegen_lib.gan.fast_step import SHIPPED_OPTIONS, FastGANStep, FastStepOptions, adam_options  # noqa: E402
 from imagegen_lib.gan.losses import g_loss_nonsaturating  # noqa: E402
 from imagegen_lib.gan.models import build_gan  # noqa: E402
 
-CONFIGS = {  # name (as in train_speed's table): FastGANStep options, on top of freeze-D + cudnn.benchmark
-    "+freeze-D": {},
-    "+bf16-cl-graph": {"bf16": True, "channels_last": True},
-    "+side-streams": {"bf16": True, "channels_last": True, "side_streams": True},
-    "+compile-D": {"bf16": True, **SHIPPED_OPTIONS, "projection_as_matmul": False},
-    "+projection-matmul": {"bf16": True, **SHIPPED_OPTIONS},  # the shipped settings
+# The graph with D frozen in the G step (and cuDNN's benchmark mode at capture), every other lever off.
+FREEZE_D = FastStepOptions(channels_last=False, side_streams=False, compile_mode=None, projection_as_matmul=False)
+CONFIGS = {  # name (as in train_speed's table): (bf16, the FastGANStep's options)
+    "+freeze-D": (False, FREEZE_D),
+    "+bf16-cl-graph": (True, FREEZE_D.replace(channels_last=True)),
+    "+side-streams": (True, FREEZE_D.replace(channels_last=True, side_streams=True)),
+    "+compile-D": (True, SHIPPED_OPTIONS.replace(projection_as_matmul=False)),
+    "+projection-matmul": (True, SHIPPED_OPTIONS),  # the shipped settings
 }
 
 
-def make_stepper(images, options, batch=128, z_dim=100, width=64, seed=0):
+def make_stepper(images, bf16: bool, options: FastStepOptions, batch=128, z_dim=100, width=64, seed=0):
     torch.manual_seed(seed)
     G, D = build_gan("dcgan", z_dim=z_dim, width=width)
     G, D = G.to(images.device), D.to(images.device)
     kw = adam_options(images.device, fast=True)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), **kw)
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), **kw)
-    stepper = FastGANStep(G, D, opt_g, opt_d, images, batch, z_dim, g_loss_nonsaturating,
-                          **{"freeze_d": True, "cudnn_benchmark": True, **options})
+    stepper = FastGANStep(G, D, opt_g, opt_d, images, batch, z_dim, g_loss_nonsaturating, bf16=bf16, options=options)
     stepper.begin_epoch(torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed)))
     return stepper
 
@@ -60,8 +61,8 @@ def _union(intervals):
     return total
 
 
-def trace(images, options, steps: int) -> dict:
-    stepper = make_stepper(images, options)
+def trace(images, config: tuple[bool, FastStepOptions], steps: int) -> dict:
+    stepper = make_stepper(images, *config)
     noise = torch.Generator().manual_seed(1)
     stepper.run(20, noise)  # capture + warm replays
     torch.cuda.synchronize()

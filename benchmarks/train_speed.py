@@ -35,7 +35,8 @@ The variants, and the lever each isolates:
   cumulatively ``+bf16-graph``, ``+bf16-cl-graph`` (bf16 + channels_last), ``+side-streams`` (D's
   real-batch branch beside G's forward pass, the statistics on a third stream), ``+compile-D``
   (``torch.compile(D)`` inside the graph), ``+projection-matmul`` (G's first layer as one GEMM:
-  the shipped settings, ``fast_step.SHIPPED_OPTIONS``); and ``+compile-G-too`` beside it.
+  the shipped settings, ``fast_step.SHIPPED_OPTIONS``); and ``+compile-G-too`` beside it. Each is a
+  :class:`~imagegen_lib.gan.fast_step.FastStepOptions` (see :data:`GRAPH_ONLY`) plus bf16 or not.
 * ``shipped``       — :func:`~imagegen_lib.gan.train.train_gan` as the CLI runs it by default (on a GPU
   the fast path with ``fast_step.SHIPPED_OPTIONS``; on a CPU the plain loop), logging every 50
   steps and drawing a sample grid every 500, without writing checkpoints.
@@ -60,6 +61,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,11 +72,12 @@ from torch import nn  # noqa: E402
 
 from imagegen_lib.core import data  # noqa: E402
 from imagegen_lib.core.runtime import git_commit  # noqa: E402
-from imagegen_lib.gan.fast_step import SHIPPED_OPTIONS, FastGANStep, adam_options  # noqa: E402
+from imagegen_lib.gan.fast_step import SHIPPED_OPTIONS, FastGANStep, FastStepOptions, adam_options  # noqa: E402
 from imagegen_lib.gan.fast_step import gan_train_step_frozen_d  # noqa: E402
 from imagegen_lib.gan.losses import g_loss_nonsaturating  # noqa: E402
 from imagegen_lib.gan.models import build_gan  # noqa: E402
-from imagegen_lib.gan.train import GANConfig, gan_train_step, train_gan  # noqa: E402
+from imagegen_lib.gan.step import gan_train_step  # noqa: E402
+from imagegen_lib.gan.train import GANConfig, train_gan  # noqa: E402
 
 LOG_EVERY = 50  # the shipped loop reads its statistics every 50 steps; the variants do the same
 GPU_VARIANTS = ["tutorial", "shipped-eager", "resident", "+fused-adam", "+bf16", "+channels-last",
@@ -274,17 +277,21 @@ def run_resident(bench: Bench, fused_adam=False, bf16=False, channels_last=False
 # (g) The whole step as a CUDA graph (imagegen_lib.gan.fast_step)
 # ---------------------------------------------------------------------------------------------
 
-def run_graph(bench: Bench, steps_per_graph=1, freeze_d=False, cudnn_benchmark=True, bf16=False,
-              channels_last=False, use_graph=True, compile_mode=None, side_streams=False, **extra) -> dict:
+# The ``graph`` row: the step captured as a CUDA graph (capturable fused Adam, resident batch, cuDNN's
+# benchmark mode at capture) and every other lever off; the rows below it turn them on one by one.
+GRAPH_ONLY = FastStepOptions(freeze_d=False, channels_last=False, side_streams=False, compile_mode=None,
+                             projection_as_matmul=False, use_graph=True)
+FREEZE_D = GRAPH_ONLY.replace(freeze_d=True)
+
+
+def run_graph(bench: Bench, options: FastStepOptions = GRAPH_ONLY, bf16: bool = False) -> dict:
     G, D = bench.models()
     opt_kw = adam_options(bench.device, fast=True)
     opt_g, opt_d = bench.adam(G, **opt_kw), bench.adam(D, **opt_kw)
     stepper = FastGANStep(G, D, opt_g, opt_d, bench.images, bench.B, bench.z_dim, g_loss_nonsaturating,
-                          bf16=bf16, steps_per_graph=steps_per_graph, use_graph=use_graph, freeze_d=freeze_d,
-                          cudnn_benchmark=cudnn_benchmark, channels_last=channels_last, compile_mode=compile_mode,
-                          side_streams=side_streams, **extra)
+                          bf16=bf16, options=options)
     noise_gen = torch.Generator().manual_seed(1)
-    K = steps_per_graph
+    K = stepper.steps_per_call
     state = {"i": bench.steps_per_epoch, "k": 0, "epoch": 0}
 
     def step():  # K updates per call
@@ -324,7 +331,8 @@ def run_shipped(bench: Bench, fast=None) -> dict:
     at = {row["step"]: row["seconds"] for row in result.history}
     marks = [S * k for k in range(warm, warm + bench.repeats + 1)]
     times = [at[b] - at[a] for a, b in zip(marks, marks[1:])]
-    mode = "fast path " + json.dumps(SHIPPED_OPTIONS) if (fast is not False and bench.device.type == "cuda") else "plain loop"
+    mode = ("fast path " + json.dumps(asdict(SHIPPED_OPTIONS)) if (fast is not False and bench.device.type == "cuda")
+            else "plain loop")
     return {"times": times, "notes": f"{mode}; log every {log_every} steps" + "".join(f"; {m}" for m in fallback)}
 
 
@@ -342,26 +350,27 @@ VARIANTS = {
     "+compile-ro": ("resident + torch.compile(mode='reduce-overhead') (Inductor CUDA graphs)",
                     lambda b: run_resident(b, compile_mode="reduce-overhead")),
     "graph": ("whole D+G step as one CUDA graph: capturable fused Adam, index_select batch", run_graph),
-    "+freeze-D": ("graph + D frozen in the G step (no D weight grads)", lambda b: run_graph(b, freeze_d=True)),
-    "+4-steps": ("graph + freeze-D, 4 updates per graph replay", lambda b: run_graph(b, freeze_d=True, steps_per_graph=4)),
+    "+freeze-D": ("graph + D frozen in the G step (no D weight grads)", lambda b: run_graph(b, FREEZE_D)),
+    "+4-steps": ("graph + freeze-D, 4 updates per graph replay",
+                 lambda b: run_graph(b, FREEZE_D.replace(steps_per_graph=4))),
     "+channels-last-graph": ("graph + freeze-D + channels_last (fp32)",
-                             lambda b: run_graph(b, freeze_d=True, channels_last=True)),
-    "+bf16-graph": ("graph + freeze-D + bf16 autocast", lambda b: run_graph(b, freeze_d=True, bf16=True)),
+                             lambda b: run_graph(b, FREEZE_D.replace(channels_last=True))),
+    "+bf16-graph": ("graph + freeze-D + bf16 autocast", lambda b: run_graph(b, FREEZE_D, bf16=True)),
     "+bf16-cl-graph": ("graph + freeze-D + bf16 + channels_last",
-                       lambda b: run_graph(b, freeze_d=True, bf16=True, channels_last=True)),
+                       lambda b: run_graph(b, FREEZE_D.replace(channels_last=True), bf16=True)),
     "+side-streams": ("graph + freeze-D + bf16 + channels_last + D(real) on a second stream, statistics on a third",
-                     lambda b: run_graph(b, freeze_d=True, bf16=True, channels_last=True, side_streams=True)),
+                      lambda b: run_graph(b, FREEZE_D.replace(channels_last=True, side_streams=True), bf16=True)),
     "+compile-D": ("+side-streams with torch.compile(D) inside the graph",
-                   lambda b: run_graph(b, bf16=True, **{**SHIPPED_OPTIONS, "projection_as_matmul": False})),
+                   lambda b: run_graph(b, SHIPPED_OPTIONS.replace(projection_as_matmul=False), bf16=True)),
     "+projection-matmul": ("+compile-D with G's first layer (7x7 transposed conv of a 1x1 input) as one matmul "
-                           "(= the shipped settings)", lambda b: run_graph(b, bf16=True, **SHIPPED_OPTIONS)),
+                           "(= the shipped settings)", lambda b: run_graph(b, SHIPPED_OPTIONS, bf16=True)),
     "+compile-G-too": ("+compile-D with G compiled as well (its first layer a convolution again)",
-                       lambda b: run_graph(b, bf16=True, **{**SHIPPED_OPTIONS, "compile_which": "GD",
-                                                            "projection_as_matmul": False})),
+                       lambda b: run_graph(b, SHIPPED_OPTIONS.replace(compile_which="GD",
+                                                                      projection_as_matmul=False), bf16=True)),
     "shipped": ("train_gan as the CLI runs it by default (logs every 50, samples every 500, no checkpoints)",
                 lambda b: run_shipped(b)),
     "fast-eager": ("the fast path's step without a graph: D frozen in the G step (CPU)",
-                   lambda b: run_graph(b, freeze_d=True, use_graph=False)),
+                   lambda b: run_graph(b, FREEZE_D.replace(use_graph=False))),
 }
 
 
@@ -556,7 +565,7 @@ def main(argv=None) -> dict:
               "git_commit": git_commit(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
               "threads": torch.get_num_threads(), "batch_size": bench.B, "z_dim": bench.z_dim, "width": bench.width,
               "steps": args.steps, "repeats": args.repeats, "warmup": args.warmup, "quick": args.quick,
-              "flops_per_image": flops, "peak_tflops": peak, "shipped_options": SHIPPED_OPTIONS, "rows": []}
+              "flops_per_image": flops, "peak_tflops": peak, "shipped_options": asdict(SHIPPED_OPTIONS), "rows": []}
     baseline = None
     for name in args.variants:
         if time.perf_counter() - t_start > args.time_budget:

@@ -193,7 +193,7 @@ def test_ddpm_samples_cover_every_class(name):
 @pytest.mark.parametrize("name", _shipped("ddpm"))
 def test_ddpm_cpu_check_reproduces(name, real_test_features):
     """The CPU-feasible check recorded on the GPU machine (DDIM, few steps, small n, on its CPU) recomputes here."""
-    from imagegen_lib.cli.generative import FULL_N
+    from imagegen_lib.cli.eval import FULL_N
     from imagegen_lib.generators.samplers import CPU_CHECK, load_sampler
     from imagegen_lib.metrics import class_coverage, fid
 

@@ -253,6 +253,63 @@ def test_version(capsys):
 
 
 # ---------------------------------------------------------------------------------------------
+# The command registry: every command registers itself; --help lists what is registered
+# ---------------------------------------------------------------------------------------------
+
+COMMANDS = ["train", "sample", "ship", "eval", "eval-sr", "data"]
+MODELS = ["dcgan", "mlpgan", "classifier", "sr", "cgan", "vae", "ddpm"]
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--help"])
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_the_registry_holds_every_command_and_help_lists_them(capsys):
+    from imagegen_lib.cli import registry
+    from imagegen_lib.cli.train import TRAINERS
+
+    cli.build_parser()  # imports the command modules, which register themselves
+    assert list(registry.COMMANDS) == COMMANDS  # in the order of --help
+    assert list(TRAINERS) == MODELS
+    assert all(row.run is not None for row in TRAINERS.values())
+    listed = re.findall(r"^    (\S+)", _help([], capsys), re.M)
+    assert listed == COMMANDS
+    assert re.findall(r"^    (\S+)", _help(["train"], capsys), re.M) == MODELS
+
+
+def test_registering_a_name_twice_is_an_error(monkeypatch):
+    from imagegen_lib.cli import registry
+
+    cli.build_parser()
+    monkeypatch.setattr(registry, "COMMANDS", dict(registry.COMMANDS))  # the real table stays as it was
+    with pytest.raises(ValueError, match=r"imagegen command 'eval' is registered twice \(by imagegen_lib\.cli\.eval"):
+        registry.command("eval", help="another eval")(lambda p: None)
+    assert registry.COMMANDS["eval"].help.startswith("FID, KID")  # the first registration is kept
+    row = registry.Command("dcgan", "again", lambda p: None)
+    with pytest.raises(ValueError, match="imagegen train model 'dcgan' is registered twice"):
+        registry.table([row, row], "imagegen train model")
+
+
+def test_a_registered_command_is_a_sub_command(monkeypatch, capsys):
+    from imagegen_lib.cli import registry
+
+    cli.build_parser()
+    monkeypatch.setattr(registry, "COMMANDS", dict(registry.COMMANDS))
+
+    @registry.command("hello", help="say hello")
+    def add_arguments(p):
+        p.add_argument("--name", default="world")
+        p.set_defaults(func=lambda args, argv: print(f"hello {args.name}") or 0)
+
+    assert cli.main(["hello", "--name", "book"]) == 0
+    assert capsys.readouterr().out == "hello book\n"
+    assert "say hello" in _help([], capsys)
+
+
+# ---------------------------------------------------------------------------------------------
 # The installed console script
 # ---------------------------------------------------------------------------------------------
 

@@ -15,11 +15,14 @@ import pytest
 import torch
 
 from imagegen_lib.core.checkpoint import load_optimizer, optimizer_tensors
-from imagegen_lib.gan.fast_step import (STAT_KEYS, FastGANStep, ProjectionAsMatmul, _projection_as_matmul,
-                                        _restore, _snapshot, fast_path_reason, gan_train_step_frozen_d)
+from imagegen_lib.gan.fast_layers import ProjectionAsMatmul, projection_as_matmul
+from imagegen_lib.gan.fast_step import (SHIPPED_OPTIONS, STAT_KEYS, FastGANStep, FastStepOptions, _restore,
+                                        _snapshot, gan_train_step_frozen_d)
 from imagegen_lib.gan.losses import g_loss_nonsaturating
 from imagegen_lib.gan.models import build_gan
-from imagegen_lib.gan.train import _steps_to_next_event, gan_train_step, train_gan
+from imagegen_lib.gan.stepper import EagerStep, fast_path_reason, make_step, use_fast_step
+from imagegen_lib.gan.step import gan_train_step
+from imagegen_lib.gan.train import _build, _steps_to_next_event, train_gan
 
 from conftest import make_tiny_config
 
@@ -30,6 +33,11 @@ def _assert_same(a: torch.nn.Module, b: torch.nn.Module) -> None:
     assert sa.keys() == sb.keys()
     different = [k for k in sa if not torch.equal(sa[k], sb[k])]
     assert different == [], f"tensors differ: {different}"
+
+
+def _cpu_options(**changes) -> FastStepOptions:
+    """What train_gan gives the fast step on a CPU (the levers that change no arithmetic), changed."""
+    return SHIPPED_OPTIONS.for_device(torch.device("cpu")).replace(**changes)
 
 
 def _pair(arch="dcgan", seed=0):
@@ -87,7 +95,8 @@ def test_stepper_equals_plain_steps(mnist_tiny, steps_per_graph):
         stats = gan_train_step(G1, D1, og1, od1, real, torch.randn(32, 16, generator=noise), g_loss_nonsaturating)
         sums = {k: sums[k] + stats[k] for k in STAT_KEYS}
 
-    stepper = FastGANStep(G2, D2, og2, od2, images, 32, 16, g_loss_nonsaturating, steps_per_graph=steps_per_graph)
+    stepper = FastGANStep(G2, D2, og2, od2, images, 32, 16, g_loss_nonsaturating,
+                          options=_cpu_options(steps_per_graph=steps_per_graph))
     assert not stepper.use_graph  # CPU: the same steps, eagerly
     stepper.begin_epoch(order, offset=1)
     stepper.run(3, torch.Generator().manual_seed(9))
@@ -185,9 +194,70 @@ def test_fast_path_is_the_default_only_where_it_applies():
     assert fast_path_reason(torch.device("cpu"), False) is not None
     assert fast_path_reason(torch.device("cuda"), True) is not None
     assert fast_path_reason(torch.device("cuda"), False) is None
+    assert use_fast_step(None, torch.device("cpu"), False) is False
+    assert use_fast_step(None, torch.device("cuda"), False) is True
+    assert use_fast_step(True, torch.device("cpu"), False) is True  # the tests' eager run of its steps
+    with pytest.raises(ValueError, match="fast=True is not available here: DistributedDataParallel"):
+        use_fast_step(True, torch.device("cuda"), True)
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
         G, D, og, od = _pair()
-        FastGANStep(G, D, og, od, torch.zeros(64, 1, 28, 28), 32, 16, g_loss_nonsaturating, use_graph=True)
+        FastGANStep(G, D, og, od, torch.zeros(64, 1, 28, 28), 32, 16, g_loss_nonsaturating,
+                    options=_cpu_options(use_graph=True))
+
+
+def test_fast_step_options_default_to_what_training_ships():
+    """One frozen dataclass holds the levers; its defaults are the GPU training settings, and on a
+    CPU train_gan keeps only those that change no arithmetic."""
+    assert SHIPPED_OPTIONS == FastStepOptions()
+    assert (SHIPPED_OPTIONS.steps_per_graph, SHIPPED_OPTIONS.freeze_d, SHIPPED_OPTIONS.cudnn_benchmark,
+            SHIPPED_OPTIONS.channels_last, SHIPPED_OPTIONS.side_streams, SHIPPED_OPTIONS.compile_mode,
+            SHIPPED_OPTIONS.compile_which, SHIPPED_OPTIONS.projection_as_matmul,
+            SHIPPED_OPTIONS.use_graph) == (1, True, True, True, True, "default", "D", True, None)
+    with pytest.raises(AttributeError):
+        SHIPPED_OPTIONS.freeze_d = False  # frozen: nothing changes the shipped settings by accident
+    assert SHIPPED_OPTIONS.for_device(torch.device("cuda")) is SHIPPED_OPTIONS
+    cpu = SHIPPED_OPTIONS.for_device(torch.device("cpu"))
+    assert not (cpu.channels_last or cpu.side_streams or cpu.projection_as_matmul) and cpu.compile_mode is None
+    assert (cpu.steps_per_graph, cpu.freeze_d) == (1, True)
+    assert SHIPPED_OPTIONS.replace(steps_per_graph=4).steps_per_graph == 4 and SHIPPED_OPTIONS.steps_per_graph == 1
+    with pytest.raises(ValueError, match="side_streams needs freeze_d"):
+        SHIPPED_OPTIONS.replace(freeze_d=False)
+    assert not SHIPPED_OPTIONS.replace(freeze_d=False, side_streams=False).freeze_d
+    with pytest.raises(ValueError, match="steps_per_graph must be >= 1"):
+        FastStepOptions(steps_per_graph=0)
+    with pytest.raises(ValueError, match="compile_which"):
+        FastStepOptions(compile_which="GX")
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "cgan"])
+def test_make_step_puts_both_paths_behind_one_interface(mnist_tiny, arch):
+    """make_step gives the plain step or the fast one; the loop's calls (begin_epoch, run, take_sums)
+    make the same updates and the same summed statistics through either (bit for bit on a CPU)."""
+    images, labels = mnist_tiny[0][:128], mnist_tiny[1][:128]
+    config = make_tiny_config(arch=arch)
+    conditional = arch == "cgan"
+    order = torch.randperm(128, generator=torch.Generator().manual_seed(5))
+    runs = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        G, D = _build(arch, z_dim=16, width=8)
+        og, od = (torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.5, 0.999)) for m in (G, D))
+        step = make_step(G, D, og, od, images, config, torch.device("cpu"), fast=fast,
+                         labels=labels if conditional else None)
+        assert isinstance(step, FastGANStep if fast else EagerStep) and step.steps_per_call == 1
+        step.begin_epoch(order, 1)
+        noise = torch.Generator().manual_seed(9)
+        step.run(2, noise)
+        step.run(1, noise)
+        runs.append((G, D, step.take_sums(), noise.get_state()))
+        assert float(step.take_sums().get("loss_d", 0.0)) == 0.0  # take_sums resets
+    (G1, D1, sums1, rng1), (G2, D2, sums2, rng2) = runs
+    _assert_same(G1, G2)
+    _assert_same(D1, D2)
+    assert list(sums1) == list(sums2) == list(STAT_KEYS)
+    for k in STAT_KEYS:
+        assert torch.equal(sums1[k], sums2[k]), k
+    assert torch.equal(rng1, rng2)  # the same noise drawn: a run may continue on the other path
 
 
 def test_optimizer_checkpoints_load_whatever_implementation_wrote_them():
@@ -270,8 +340,10 @@ def test_graph_orchestration_leaves_the_updates_unchanged(mnist_tiny, stand_in_c
     od2 = torch.optim.Adam(D2.parameters(), lr=1e-3, betas=(0.5, 0.999))
     order = torch.randperm(n_images, generator=torch.Generator().manual_seed(2))
 
-    plain = FastGANStep(G1, D1, og1, od1, images, 32, 16, g_loss_nonsaturating, steps_per_graph=3)
-    graphed = _RecordingStepper(G2, D2, og2, od2, images, 32, 16, g_loss_nonsaturating, steps_per_graph=3)
+    plain = FastGANStep(G1, D1, og1, od1, images, 32, 16, g_loss_nonsaturating,
+                        options=_cpu_options(steps_per_graph=3))
+    graphed = _RecordingStepper(G2, D2, og2, od2, images, 32, 16, g_loss_nonsaturating,
+                                options=_cpu_options(steps_per_graph=3))
     graphed.use_graph = True  # as on a GPU
     for s in (plain, graphed):
         s.begin_epoch(order, offset=offset)
@@ -290,7 +362,7 @@ def test_projection_as_matmul_is_the_same_layer(channels_last):
     torch.manual_seed(0)
     G, _ = build_gan("dcgan", z_dim=16, width=8)
     G2 = copy.deepcopy(G)
-    _projection_as_matmul(G2)
+    projection_as_matmul(G2)
     assert type(G2.net[0]) is ProjectionAsMatmul
     assert [type(m) for m in G2.net[1:]] == [type(m) for m in G.net[1:]]  # stride-2 layers stay convolutions
     assert G2.state_dict().keys() == G.state_dict().keys()

@@ -103,7 +103,7 @@ def test_projection_discriminator_learns_the_class(mnist_tiny):
 
 def test_cgan_training_step_lowers_d_loss_against_a_fixed_generator(mnist_tiny):
     from imagegen_lib.gan.losses import g_loss_nonsaturating
-    from imagegen_lib.gan.train import gan_train_step
+    from imagegen_lib.gan.step import gan_train_step
 
     x, y = mnist_tiny
     torch.manual_seed(0)
@@ -482,7 +482,7 @@ def test_gan_sampling_is_unchanged_for_the_shipped_dcgan():
 # ---------------------------------------------------------------------------------------------
 
 def test_manifest_metrics_keys_and_nested_merge(runs, tmp_path):
-    from imagegen_lib.cli.generative import manifest_metrics
+    from imagegen_lib.cli.eval import manifest_metrics
     from imagegen_lib.core.manifest import read_manifest, ship, update_metrics
 
     ship(runs / "ddpm" / "model", "ddpm_tiny", directory=tmp_path)

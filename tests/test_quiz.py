@@ -1,4 +1,5 @@
-"""imagegen_lib.practice.quiz: bank parsing and validation, grading, safe HTML, and the live widget's callbacks.
+"""imagegen_lib.practice.quiz and its quiz_* modules: bank parsing and validation, grading, safe HTML, and the
+live widget's callbacks.
 
 The static page's grader is exercised in a real browser by the book check (see the quiz section of
 the report / tests/browser); here we check what Python controls: the answer key it ships, the
@@ -17,8 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagegen_lib.practice import quiz as Q
 from imagegen_lib.practice.quiz import Quiz, QuizError, load_quiz
+from imagegen_lib.practice.quiz_html import static_html
+from imagegen_lib.practice.quiz_markdown import render_inline, render_text
+from imagegen_lib.practice.quiz_model import NOT_A_NUMBER, NUMBER_PATTERN, UNANSWERED
+from imagegen_lib.practice.quiz_widget import QuizWidget
 
 BANK = {
     "title": "Test quiz",
@@ -47,6 +51,14 @@ def write_bank(tmp_path, data, name="bank.yml"):
 @pytest.fixture
 def quiz(tmp_path):
     return Quiz.from_file(write_bank(tmp_path, BANK))
+
+
+def test_the_quiz_module_offers_every_name_in_its_all():
+    """Notebooks, scripts and the book import from imagegen_lib.practice.quiz, whichever module defines the name."""
+    from imagegen_lib.practice import quiz as quiz_module
+
+    missing = [name for name in quiz_module.__all__ if not hasattr(quiz_module, name)]
+    assert not missing, f"imagegen_lib.practice.quiz.__all__ names what it does not offer: {missing}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +181,7 @@ def test_single_choice(quiz):
     wrong = quiz.grade({"one": "a"})["one"]
     assert wrong.answered and not wrong.correct and wrong.feedback == "Not quite: the answer is B."
     blank = quiz.grade({})["one"]
-    assert not blank.answered and not blank.correct and blank.feedback == Q.UNANSWERED
+    assert not blank.answered and not blank.correct and blank.feedback == UNANSWERED
     with pytest.raises(ValueError, match="no option"):
         quiz.grade({"one": "zz"})
 
@@ -195,7 +207,7 @@ def test_numeric_tolerance_edges(quiz, given, correct):
 @pytest.mark.parametrize("text", ["1,386", "nan", "inf", "1_000", "two", "1.3.8"])
 def test_numeric_rejects_what_is_not_a_number(quiz, text):
     r = quiz.grade({"num": text})["num"]
-    assert r.answered and not r.correct and r.feedback == Q.NOT_A_NUMBER
+    assert r.answered and not r.correct and r.feedback == NOT_A_NUMBER
 
 
 def test_tolerance_zero_means_exact(tmp_path):
@@ -237,8 +249,8 @@ def test_bank_text_is_escaped_but_math_is_kept(tmp_path):
 
 
 def test_widget_text_keeps_dollar_math(quiz):
-    assert Q.render_inline("a $x<1$ b", "dollar") == "a $x&lt;1$ b"
-    assert Q.render_text("p1\n\n```\nif a<b:\n```\n\n**bold** and \\$5") == (
+    assert render_inline("a $x<1$ b", "dollar") == "a $x&lt;1$ b"
+    assert render_text("p1\n\n```\nif a<b:\n```\n\n**bold** and \\$5") == (
         "<p>p1</p>\n<pre><code>if a&lt;b:</code></pre>\n<p><strong>bold</strong> and $5</p>")
 
 
@@ -259,7 +271,7 @@ def test_static_html_ids_are_unique_per_instance(quiz):
 def test_answer_key_matches_python_grading(quiz):
     page = quiz.to_html()
     key = json.loads(re.search(r'class="ig-quiz-key">(.*?)</script>', page).group(1))
-    assert key["number"] == Q.NUMBER_PATTERN and key["total"] == 3
+    assert key["number"] == NUMBER_PATTERN and key["total"] == 3
     by_id = {q["id"]: q for q in key["questions"]}
     assert by_id["one"]["answer"] == ["b"] and by_id["many"]["answer"] == ["a", "c"]
     assert by_id["num"]["tolerance"] == 0.01
@@ -324,7 +336,7 @@ def test_display_builds_the_form_only_when_a_frontend_shows_it(quiz):
     before = len(_instances)
     bundle = quiz._repr_mimebundle_()
     assert len(_instances) - before == 2                  # the outer VBox and its Layout
-    lazy = Q.QuizWidget(quiz, lazy=True)
+    lazy = QuizWidget(quiz, lazy=True)
     assert lazy.box.children == () and lazy.box._view_count == 0
     lazy.box._view_count = 1                               # what a frontend does on display
     assert len(lazy.box.children) == len(quiz) + 2 and lazy.check_button is not None
@@ -384,9 +396,9 @@ def test_every_chapter_ends_with_its_quiz_with_a_current_output(chapter):
 def test_the_static_quiz_embeds_the_css_and_js_files_byte_for_byte():
     from importlib.resources import files
 
-    assets = files("imagegen_lib").joinpath("quiz_assets")
+    assets = files("imagegen_lib.practice").joinpath("quiz_assets")
     css = assets.joinpath("quiz.css").read_bytes().decode("utf-8")
     js = assets.joinpath("quiz.js").read_bytes().decode("utf-8")
-    page = Q._static_html(Q.load_quiz("q1_what_is_a_gan"), "ig-quiz-test")
+    page = static_html(load_quiz("q1_what_is_a_gan"), "ig-quiz-test")
     assert f"<style>{css}</style>" in page
     assert "<script>" + js.replace("__QUIZ_ID__", '"ig-quiz-test"') + "</script>" in page

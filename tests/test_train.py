@@ -13,7 +13,8 @@ from PIL import Image
 
 from imagegen_lib.gan.losses import d_loss_bce, g_loss_nonsaturating
 from imagegen_lib.gan.models import MLPDiscriminator, MLPGenerator, build_gan
-from imagegen_lib.gan.train import GANConfig, gan_train_step, load_generator, sample_images, train_gan
+from imagegen_lib.gan.step import gan_train_step
+from imagegen_lib.gan.train import GANConfig, load_generator, sample_images, train_gan
 
 from conftest import make_tiny_config
 
@@ -309,10 +310,10 @@ def test_config_from_dict_ignores_unknown_keys():
 def test_interrupt_inside_a_step_still_resumes_exactly(images128, straight_run, tmp_path, monkeypatch):
     """Ctrl-C lands where the time goes: inside gan_train_step, after D (or G) already moved.
     The checkpoint written on the way out must not mix step k's weights with step k-1's counters."""
-    import imagegen_lib.gan.train as train_mod
+    import imagegen_lib.gan.stepper as stepper_mod  # EagerStep calls gan_train_step from there
 
     _, straight = straight_run
-    real_step, calls = train_mod.gan_train_step, []
+    real_step, calls = stepper_mod.gan_train_step, []
 
     def step_then_interrupt(*args, **kwargs):
         stats = real_step(*args, **kwargs)
@@ -321,10 +322,10 @@ def test_interrupt_inside_a_step_still_resumes_exactly(images128, straight_run, 
             raise KeyboardInterrupt
         return stats
 
-    monkeypatch.setattr(train_mod, "gan_train_step", step_then_interrupt)
+    monkeypatch.setattr(stepper_mod, "gan_train_step", step_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         _train(images128, tmp_path)
-    monkeypatch.setattr(train_mod, "gan_train_step", real_step)
+    monkeypatch.setattr(stepper_mod, "gan_train_step", real_step)
     resumed = _train(images128, tmp_path, resume=True)
     assert resumed.steps == 8
     _assert_same_state(_state(straight.G), _state(resumed.G))

@@ -21,29 +21,31 @@ why each change leaves the mathematics alone (bf16 aside, which rounds: ``GANCon
    step ``k`` is the same whichever path made step ``k``.
 3. **Adam** runs fused (one kernel per optimizer) with ``capturable=True``: its step counter lives
    on the GPU, which graph capture requires.
-4. **D is frozen during the G step** (``requires_grad_(False)``): the plain step computes D's
-   weight gradients there only to throw them away at the next ``zero_grad``. G's gradient is the
-   same either way (it flows through D's *activations*, not its weight gradients).
+4. **D is frozen during the G step** (``freeze_d``: ``requires_grad_(False)``): the plain step
+   computes D's weight gradients there only to throw them away at the next ``zero_grad``. G's
+   gradient is the same either way (it flows through D's *activations*, not its weight gradients).
 5. **The statistics** (losses, D(x), D(G(z))) are summed on the GPU; the loop reads them once
    every ``log_every`` steps (one synchronisation) instead of every step.
-6. **CUDA graph**: ``steps_per_graph`` whole updates are captured once and replayed — one launch
-   instead of hundreds. Capture needs a few eager warm-up steps first (cuDNN picks its algorithms,
-   Adam creates its state, ``torch.compile`` compiles); they are undone afterwards, so the run
-   starts from the state it was given, bit for bit.
+6. **CUDA graph** (``use_graph``): ``steps_per_graph`` whole updates are captured once and
+   replayed — one launch instead of hundreds. Capture needs a few eager warm-up steps first (cuDNN
+   picks its algorithms, Adam creates its state, ``torch.compile`` compiles); they are undone
+   afterwards, so the run starts from the state it was given, bit for bit.
 7. **Side streams** (``side_streams``): D's pass over the real batch doesn't depend on G, so it runs
    beside G's forward pass, and the two halves of D's backward pass run side by side too; the
    logged statistics are computed on a third stream. No kernel of this size fills an H100, so two
    at once cost little more than one.
-8. **channels_last** (NHWC) tensors: cuDNN's bf16 tensor-core kernels want them; NCHW makes it
-   transpose before and after most convolutions.
+8. **channels_last** (``channels_last``: NHWC tensors): cuDNN's bf16 tensor-core kernels want
+   them; NCHW makes it transpose before and after most convolutions.
 9. **torch.compile of D** (``compile_mode``, ``compile_which="D"``): Inductor fuses each batch norm
    with its LeakyReLU (forward and backward) into a few kernels; the compiled code is captured
    into the same graph. (Compiling G as well made the step slower in the benchmark, so G stays
    eager.) If compiling fails, the step is captured without it.
-10. **G's first layer as a matrix product** (``projection_as_matmul``, :class:`ProjectionAsMatmul`):
+10. **G's first layer as a matrix product** (``projection_as_matmul``, :class:`~.fast_layers.ProjectionAsMatmul`):
    the 7×7 transposed convolution of the 1×1 noise is a GEMM, which cuBLAS runs far faster than
-   cuDNN runs the convolution.
+   cuDNN runs the convolution. (This layer and the layout change of 8 are in :mod:`.fast_layers`.)
 
+The names in brackets are the fields of :class:`FastStepOptions`, the switches the benchmarks turn
+one at a time; its defaults (:data:`SHIPPED_OPTIONS`) are what ``train_gan`` runs on a GPU.
 On the CPU (or with ``use_graph=False``) the same step functions run eagerly: that is how the
 tests check, without a GPU, that the fast path computes what the plain loop computes.
 """
@@ -51,31 +53,65 @@ tests check, without a GPU, that the fast path computes what the plain loop comp
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 
 import torch
 from torch import nn
 
+from .fast_layers import keep_projection_nchw, projection_as_matmul, to_channels_last
 from .losses import d_loss_bce
 from .step import gan_train_step
 
-__all__ = ["STAT_KEYS", "SHIPPED_OPTIONS", "FastGANStep", "gan_train_step_frozen_d", "adam_options",
-           "fast_path_reason", "shipped_options"]
+__all__ = ["STAT_KEYS", "SHIPPED_OPTIONS", "FastGANStep", "FastStepOptions", "gan_train_step_frozen_d",
+           "adam_options"]
 
 STAT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")  # what gan_train_step returns, in this order
 
-# The settings train_gan uses on a GPU (the levers benchmarks/train_speed.py measures one by one).
-# bf16 is not among them: it is GANConfig.bf16, which is on by default wherever this path runs.
-SHIPPED_OPTIONS = dict(steps_per_graph=1, freeze_d=True, cudnn_benchmark=True, channels_last=True,
-                       side_streams=True, compile_mode="default", compile_which="D", projection_as_matmul=True)
+
+@dataclasses.dataclass(frozen=True)
+class FastStepOptions:
+    """Which of :class:`FastGANStep`'s levers (numbered in this module's docstring) are on?
+
+    The defaults are what ``train_gan`` runs on a GPU (:data:`SHIPPED_OPTIONS`). Nothing in training
+    changes them: the benchmarks turn them one at a time to measure each lever, the tests to compare
+    the paths (``SHIPPED_OPTIONS.replace(...)``). bf16 is not here: it rounds, so it is a setting of
+    the run (``GANConfig.bf16``, ``--fp32``).
+    """
+
+    steps_per_graph: int = 1  # 6. whole updates per graph replay
+    freeze_d: bool = True  # 4. D's weight gradients skipped in the G step (gan_train_step_frozen_d)
+    cudnn_benchmark: bool = True  # cuDNN times its algorithms at capture and keeps the fastest
+    channels_last: bool = True  # 8. NHWC weights, images and Adam moments
+    side_streams: bool = True  # 7. D(real) beside G(z), statistics on a third stream (CUDA; needs freeze_d)
+    compile_mode: str | None = "default"  # 9. torch.compile's mode for the modules in compile_which; None: none
+    compile_which: str = "D"  # 9. which of "G" and "D" to compile (compiling G as well was slower)
+    projection_as_matmul: bool = True  # 10. G's first layer as one GEMM (ProjectionAsMatmul)
+    use_graph: bool | None = None  # 6. None: capture on CUDA, run eagerly elsewhere; False: never capture
+
+    def __post_init__(self):
+        if self.steps_per_graph < 1:
+            raise ValueError(f"steps_per_graph must be >= 1, got {self.steps_per_graph}")
+        if self.side_streams and not self.freeze_d:
+            raise ValueError("side_streams needs freeze_d=True (it is an option of gan_train_step_frozen_d); "
+                             "turn side_streams off too")
+        if not set(self.compile_which) <= {"G", "D"}:
+            raise ValueError(f"compile_which names modules 'G' and 'D', got {self.compile_which!r}")
+
+    def replace(self, **changes) -> FastStepOptions:
+        """These options with ``changes`` (field=value) made."""
+        return dataclasses.replace(self, **changes)
+
+    def for_device(self, device: torch.device) -> FastStepOptions:
+        """These options where the device has what they need (CUDA); elsewhere (the tests' CPU runs of
+        the fast path) only the levers that change no arithmetic: the same step functions, eagerly,
+        bit for bit the plain loop's."""
+        if torch.device(device).type == "cuda":
+            return self
+        return self.replace(channels_last=False, side_streams=False, compile_mode=None, projection_as_matmul=False)
 
 
-def shipped_options(device: torch.device) -> dict:
-    """:data:`SHIPPED_OPTIONS` on a GPU. Elsewhere (the tests' CPU runs of the fast path) only the
-    levers that change no arithmetic: the same step functions, eagerly, bit for bit the plain loop's."""
-    if torch.device(device).type == "cuda":
-        return dict(SHIPPED_OPTIONS)
-    return dict(steps_per_graph=1, freeze_d=True)
+SHIPPED_OPTIONS = FastStepOptions()  # what train_gan runs on a GPU (plus GANConfig.bf16, on by default there)
 
 
 def gan_train_step_frozen_d(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext,
@@ -150,19 +186,10 @@ def adam_options(device: torch.device, fast: bool) -> dict:
     return {}
 
 
-def fast_path_reason(device: torch.device, distributed: bool) -> str | None:
-    """Why the fast path can't be the default here (``None``: it can)."""
-    if torch.device(device).type != "cuda":
-        return "not on a CUDA device"
-    if distributed:
-        return "DistributedDataParallel runs the plain step (its all-reduce hooks fire during backward)"
-    return None
-
-
 class FastGANStep:
     """GAN updates on a resident data set, ``steps_per_graph`` at a time, as a replayed CUDA graph.
 
-    Use::
+    Use (the interface of :class:`imagegen_lib.gan.stepper.GANStep`, which ``train_gan`` calls)::
 
         stepper = FastGANStep(G, D, opt_g, opt_d, images, batch_size, z_dim, g_loss_fn)
         stepper.begin_epoch(order, offset)   # the epoch's permutation (CPU, int64), first step index
@@ -170,38 +197,36 @@ class FastGANStep:
         sums = stepper.take_sums()           # {'loss_d': Σ over the steps since the last call, ...}
 
     ``opt_g``/``opt_d`` must be Adam with :func:`adam_options` (``capturable``) for graph capture.
-    ``use_graph=None`` captures on CUDA and runs eagerly elsewhere. The other keywords are the levers
-    numbered in this module's docstring; :func:`shipped_options` gives the set ``train_gan`` uses.
+    ``options`` says which levers are on (:class:`FastStepOptions`); by default the set ``train_gan``
+    uses on this device, ``SHIPPED_OPTIONS.for_device(images.device)``.
     """
+
+    warmup_steps = 3  # eager steps before capture (cuDNN, cuBLAS and Adam set themselves up in them)
 
     def __init__(self, G: nn.Module, D: nn.Module, opt_g, opt_d, images: torch.Tensor, batch_size: int,
                  z_dim: int, g_loss_fn, *, labels: torch.Tensor | None = None, bf16: bool = False,
-                 steps_per_graph: int = 1, use_graph: bool | None = None, freeze_d: bool = True,
-                 cudnn_benchmark: bool = True, channels_last: bool = False, compile_mode: str | None = None,
-                 side_streams: bool = False, compile_which: str = "GD", projection_as_matmul: bool = False,
-                 warmup_steps: int = 3):
-        if steps_per_graph < 1:
-            raise ValueError(f"steps_per_graph must be >= 1, got {steps_per_graph}")
+                 options: FastStepOptions | None = None):
         self.device = images.device
         on_cuda = self.device.type == "cuda"
-        self.use_graph = on_cuda if use_graph is None else bool(use_graph)
+        o = self.options = SHIPPED_OPTIONS.for_device(self.device) if options is None else options
+        self.use_graph = on_cuda if o.use_graph is None else bool(o.use_graph)
         if self.use_graph and not on_cuda:
-            raise ValueError("CUDA graphs need a CUDA device; pass use_graph=False to run the same steps eagerly")
+            raise ValueError("CUDA graphs need a CUDA device; FastStepOptions(use_graph=False) runs the same "
+                             "steps eagerly")
         self.G, self.D, self.opt_g, self.opt_d = G, D, opt_g, opt_d
         # torch.compile'd modules run *inside* the captured graph: Inductor fuses the batch norms and
         # activations into fewer kernels, the graph removes the launches. (The warm-up compiles.)
-        comp = lambda m, name: (torch.compile(m, mode=compile_mode, dynamic=False)  # noqa: E731
-                                if compile_mode and name in compile_which else m)
+        comp = lambda m, name: (torch.compile(m, mode=o.compile_mode, dynamic=False)  # noqa: E731
+                                if o.compile_mode and name in o.compile_which else m)
         self.G_run, self.D_run = comp(G, "G"), comp(D, "D")
         self.g_loss_fn = g_loss_fn
-        self.B, self.z_dim, self.K = batch_size, z_dim, steps_per_graph
+        self.B, self.z_dim, self.K = batch_size, z_dim, o.steps_per_graph
+        self.steps_per_call = self.K  # GANStep: what the loop asks of run() at most (one replay)
         self.steps_per_epoch = images.shape[0] // batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(f"{images.shape[0]} images are fewer than one batch of {batch_size}")
-        self.update = gan_train_step_frozen_d if freeze_d else gan_train_step
-        if side_streams and not freeze_d:
-            raise ValueError("side_streams needs freeze_d=True (it is an option of gan_train_step_frozen_d)")
-        streams = side_streams and on_cuda
+        self.update = gan_train_step_frozen_d if o.freeze_d else gan_train_step
+        streams = o.side_streams and on_cuda
         self.side_stream = torch.cuda.Stream(self.device) if streams else None
         self.stats_stream = torch.cuda.Stream(self.device) if streams else None
         if self.side_stream is not None and hasattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch"):
@@ -211,13 +236,13 @@ class FastGANStep:
             torch.autograd.graph.set_warn_on_accumulate_grad_stream_mismatch(False)
         self.autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False))
                          if bf16 and on_cuda else contextlib.nullcontext)  # no weight-cast cache: graphs
-        self.cudnn_benchmark, self.warmup_steps = cudnn_benchmark, warmup_steps
-        if projection_as_matmul:
-            _projection_as_matmul(G)
-        if channels_last:
-            _to_channels_last(G, D, opt_g, opt_d)
-            if compile_mode and "G" in compile_which:
-                _keep_projection_nchw(G)
+        self.cudnn_benchmark = o.cudnn_benchmark
+        if o.projection_as_matmul:
+            projection_as_matmul(G)
+        if o.channels_last:
+            to_channels_last(G, D, opt_g, opt_d)
+            if o.compile_mode and "G" in o.compile_which:
+                keep_projection_nchw(G)
             images = images.contiguous(memory_format=torch.channels_last)
         self.images = images
         self.labels = labels
@@ -381,46 +406,3 @@ def _restore(saved: dict, G, D, opt_g, opt_d, *tensors) -> None:
                     v.copy_(state[p][k]) if p in state else v.zero_()
     for t, v in zip(tensors, saved["tensors"]):
         t.copy_(v)
-
-
-class ProjectionAsMatmul(nn.ConvTranspose2d):
-    """A k×k transposed convolution (stride 1, no padding) of a 1×1 input — DCGAN's first layer —
-    *is* a matrix product: ``out[n, c, i, j] = Σ_k z[n, k] · W[k, c, i, j]``. cuDNN runs it as a
-    convolution wrapped in layout transforms; as one GEMM (and its weight gradient as another) it
-    is several times cheaper. Same parameters, same state dict; other inputs take the convolution."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (1, 1):
-            return super().forward(x)
-        n, (kh, kw) = x.shape[0], self.kernel_size
-        # W (in, out, kh, kw) read as (in, kh·kw·out): a view when W is channels_last.
-        w = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, kh * kw * self.out_channels)
-        out = (x.flatten(1) @ w).view(n, kh, kw, self.out_channels).permute(0, 3, 1, 2)  # (N, out, kh, kw), NHWC
-        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
-
-
-def _projection_as_matmul(G) -> None:
-    for m in G.modules():
-        if (type(m) is nn.ConvTranspose2d and m.stride == (1, 1) and m.padding == (0, 0)
-                and m.output_padding == (0, 0) and m.dilation == (1, 1) and m.groups == 1):
-            m.__class__ = ProjectionAsMatmul  # the computation only: parameters and hooks stay
-
-
-def _keep_projection_nchw(G) -> None:
-    """The projection of the (N, z, 1, 1) noise: a 1×1 input is NCHW and NHWC at once, and
-    torch.compile's shape rules then expect a weight gradient in a layout cuDNN doesn't return
-    (an AssertionError in the compiled backward). With that weight left NCHW both agree."""
-    for m in G.modules():
-        if isinstance(m, nn.ConvTranspose2d) and m.stride == (1, 1) and m.padding == (0, 0):
-            m.weight.data = m.weight.data.contiguous()
-
-
-def _to_channels_last(G, D, opt_g, opt_d) -> None:
-    """Convert the 4-D weights (and any Adam moments already made for them) to NHWC strides."""
-    for m in (G, D):
-        m.to(memory_format=torch.channels_last)
-    for opt in (opt_g, opt_d):
-        for p, st in opt.state.items():
-            for k, v in st.items():
-                if torch.is_tensor(v) and v.dim() == 4:
-                    st[k] = v.contiguous(memory_format=torch.channels_last)

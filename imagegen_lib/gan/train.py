@@ -10,9 +10,10 @@ it can be recomputed; the noise comes from a dedicated ``torch.Generator`` whose
 weights, batch-norm statistics and Adam's moments are saved. Restarting from step ``k`` therefore
 replays exactly the step ``k + 1`` an uninterrupted run would have taken (bit-exact on CPU).
 
-On a CUDA GPU the loop runs the same updates through :mod:`.fast_step` by default (the whole step
-as one CUDA graph: several times the images/s; ``fast=False`` / ``--eager`` is the plain loop).
-Under ``torchrun`` it trains with DistributedDataParallel (:mod:`.distributed`).
+The loop calls one interface for its updates, :class:`~.stepper.GANStep`: on a CUDA GPU by default
+the fast step of :mod:`.fast_step` (the whole update as one CUDA graph: several times the images/s),
+elsewhere, with ``fast=False`` / ``--eager``, or under ``torchrun`` (DistributedDataParallel) the
+plain one. Both make the same updates from the same numbers (:mod:`.stepper`).
 """
 
 from __future__ import annotations
@@ -31,15 +32,15 @@ from ..core.checkpoint import (CheckpointError, load_checkpoint, load_optimizer,
                                save_checkpoint)
 from ..core.data import check_tanh_images
 from ..core.runtime import resolve_device
-from ..core.training import bf16_autocast, check_resume_settings
+from ..core.training import check_resume_settings
 from .conditional import balanced_labels, build_cgan, check_labels
-from .fast_step import FastGANStep, adam_options, fast_path_reason, shipped_options
+from .fast_step import adam_options
 from .losses import G_LOSSES
 from .models import GAN_ARCHS, build_gan
-from .step import gan_train_step
+from .stepper import make_step, use_fast_step
 
-__all__ = ["GANConfig", "TrainResult", "gan_train_step", "train_gan", "save_generator",
-           "load_generator", "resolve_device", "sample_images", "ARCHS", "is_conditional"]
+__all__ = ["GANConfig", "TrainResult", "train_gan", "save_generator", "load_generator", "sample_images", "ARCHS",
+           "is_conditional"]
 
 ARCHS = (*GAN_ARCHS, "cgan")  # 'cgan': the class-conditional DCGAN of conditional.py (G(z, y), D(x, y))
 
@@ -195,17 +196,15 @@ def train_gan(
     ``out_dir`` (optional) receives ``last.safetensors/json`` (full state, for ``resume``),
     ``generator.safetensors/json`` (the exportable generator) and ``samples/step_*.png``.
     ``max_steps`` stops early (the run can be resumed to its full length later).
-    ``fast`` (default: on for one CUDA process) runs the updates as CUDA graphs (:mod:`.fast_step`);
-    the same numbers go in and the same updates come out, so runs and checkpoints are interchangeable.
+    ``fast`` (default: on for one CUDA process) runs the updates as CUDA graphs (:mod:`.fast_step`;
+    :func:`~.stepper.use_fast_step`); the same numbers go in and the same updates come out, so runs
+    and checkpoints are interchangeable.
     """
     from ..core import data, viz  # local import keeps `import imagegen_lib.gan.train` light
 
     device = resolve_device(device)
     ddp = distributed.is_distributed()  # launched by torchrun: see imagegen_lib/core/distributed.py
-    if fast is None:
-        fast = fast_path_reason(device, ddp) is None
-    elif fast and ddp:
-        raise ValueError(f"fast=True is not available here: {fast_path_reason(device, ddp)}")
+    fast = use_fast_step(fast, device, ddp)  # before the optimizers: the fast step needs them capturable
     distributed.check_global_batch(config.batch_size)
     if config.bf16 is None:  # resolved here, so the run's saved settings say what it did
         config = replace(config, bf16=bool(fast and device.type == "cuda"))
@@ -238,25 +237,20 @@ def train_gan(
     n_fixed, grid_row = (100, 10) if conditional else (64, 8)
     fixed_z = torch.randn(n_fixed, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
     fixed_labels = balanced_labels(n_fixed).to(device) if conditional else None
-    g_loss_fn = G_LOSSES[config.g_loss]
-    autocast = bf16_autocast(config.bf16, device)
 
     history: list[dict] = []
     step, seconds_before = 0, 0.0
     out = distributed.open_run_dir(out_dir, resume)
     if out is not None and resume:
         step, seconds_before, history = _restore(out, G, D, opt_g, opt_d, noise_gen, config)
-    stepper = FastGANStep(G, D, opt_g, opt_d, images, config.batch_size, config.z_dim, g_loss_fn,
-                          labels=labels, bf16=config.bf16, **shipped_options(device)) if fast else None
-    G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)  # DDP, or G and D
+    stepper = make_step(G, D, opt_g, opt_d, images, config, device, fast=fast, labels=labels if conditional else None)
 
     result = TrainResult(G, D, config, history, [], step, seconds_before)
     end_step = total_steps if max_steps is None else min(total_steps, max_steps)
     t0 = time.perf_counter()
     bar = tqdm(total=end_step, initial=step, disable=not progress or not distributed.is_main(), unit="step",
                desc=f"{config.arch}", dynamic_ncols=True)
-    running: dict[str, torch.Tensor] = {}
-    n_running = 0  # steps summed in `running` (fewer than log_every after a resume or at the end)
+    n_running = 0  # steps summed in the stepper (fewer than log_every after a resume or at the end)
     mid_step = False  # True while noise, weights and optimizers are part-way through one update
 
     def checkpoint(collective: bool = True):
@@ -277,40 +271,24 @@ def train_gan(
         while step < end_step:
             epoch, offset = divmod(step, steps_per_epoch)
             order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-            if stepper is not None:
-                stepper.begin_epoch(order, offset)
-            else:
-                order = order.to(device)
+            stepper.begin_epoch(order, offset)
             i = offset
             while i < steps_per_epoch and step < end_step:
                 mid_step = True
-                if stepper is not None:  # several updates at once, up to the next log/sample/checkpoint
-                    n_steps = min(stepper.K, _steps_to_next_event(step, config, steps_per_epoch, end_step))
-                    stepper.run(n_steps, noise_gen)
-                else:
-                    n_steps = 1
-                    # distributed.shard: this rank's rows of the global batch (all of them in one process)
-                    idx = distributed.shard(order[i * config.batch_size:(i + 1) * config.batch_size])
-                    real = images[idx]
-                    z = distributed.shard(torch.randn(config.batch_size, config.z_dim, generator=noise_gen))
-                    stats = gan_train_step(G_train, D_train, opt_g, opt_d, real, z.to(device), g_loss_fn,
-                                           autocast, labels=labels[idx] if conditional else None)
-                    for k, v in stats.items():
-                        running[k] = running.get(k, 0) + v
+                # as many updates as the step makes in one go, but none past the next log/sample/checkpoint
+                n_steps = min(stepper.steps_per_call, _steps_to_next_event(step, config, steps_per_epoch, end_step))
+                stepper.run(n_steps, noise_gen)
                 i += n_steps
                 n_running += n_steps
                 step += n_steps
                 mid_step = False
                 bar.update(n_steps)
                 if step % config.log_every == 0 or step == end_step:
-                    if stepper is not None:
-                        running = stepper.take_sums()
-                    running = distributed.mean_over_ranks(running)  # the global batch's statistics
-                    row = {k: float(v) / n_running for k, v in running.items()}
+                    sums = distributed.mean_over_ranks(stepper.take_sums())  # the global batch's statistics
+                    row = {k: float(v) / n_running for k, v in sums.items()}
                     row.update(step=step, epoch=step / steps_per_epoch,
                                seconds=round(seconds_before + time.perf_counter() - t0, 3))
                     history.append(row)
-                    running.clear()
                     n_running = 0
                     bar.set_postfix(D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.3f}",
                                     Dx=f"{row['d_real']:.2f}", DGz=f"{row['d_fake']:.2f}", epoch=epoch + 1)
