@@ -41,10 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.data import check_tanh_images  # noqa: F401  (re-exported: the DDPM trainer validates its data with it)
-
 __all__ = ["SCHEDULES", "make_betas", "NoiseSchedule", "timestep_embedding", "ResBlock", "SelfAttention",
-           "UNet", "ddpm_loss", "sample_ancestral", "sample_ddim", "ddim_timesteps", "check_tanh_images"]
+           "UNet", "ddpm_loss", "sample_ancestral", "sample_ddim", "ddim_timesteps"]
 
 SCHEDULES = ("linear", "cosine")
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from ..core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..core.data import check_tanh_images
 from ..core.loop import GenerativeRun, Job, check_loop_config, fit
 from ..core.training import bf16_autocast, ema_update
-from .model import SCHEDULES, NoiseSchedule, UNet, check_tanh_images, ddpm_loss, sample_ddim
+from .model import SCHEDULES, NoiseSchedule, UNet, ddpm_loss, sample_ddim
 
 __all__ = ["DDPMConfig", "train_ddpm", "save_ddpm", "load_ddpm"]
 
