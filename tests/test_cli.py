@@ -354,3 +354,30 @@ def test_git_commit_prefers_the_commit_the_sender_passes(monkeypatch):
     assert runtime.git_commit() == "0123abc"
     monkeypatch.delenv("IMAGEGEN_GIT_COMMIT")
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", runtime.git_commit())
+
+
+def _recorded_commands(node) -> list[str]:
+    """Every ``imagegen ...`` command line the manifest records (training, evaluation, sampler checks)."""
+    if isinstance(node, dict):
+        return [c for v in node.values() for c in _recorded_commands(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in _recorded_commands(v)]
+    return [node] if isinstance(node, str) and node.startswith("imagegen ") else []
+
+
+def test_every_command_the_manifest_records_still_parses():
+    # The manifest is how a reader reruns a shipped checkpoint: its command lines must stay valid.
+    import shlex
+
+    from imagegen_lib.core.manifest import read_manifest
+
+    commands = sorted(set(_recorded_commands(read_manifest())))
+    assert len(commands) >= 20, commands  # every checkpoint's training command, plus its evaluations
+    assert {c.split()[1] for c in commands} >= {"train", "eval", "eval-sr"}
+    for line in commands:
+        argv = shlex.split(line)[1:]
+        try:
+            args = cli.build_parser(only=argv[0]).parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"the manifest's command no longer parses: {line}")
+        assert callable(args.func), line
