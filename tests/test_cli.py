@@ -271,13 +271,25 @@ def test_the_registry_holds_every_command_and_help_lists_them(capsys):
     from imagegen_lib.cli import registry
     from imagegen_lib.cli.train import TRAINERS
 
+    from imagegen_lib.cli.main import ordered_commands
+
     cli.build_parser()  # imports the command modules, which register themselves
-    assert list(registry.COMMANDS) == COMMANDS  # in the order of --help
+    assert sorted(registry.COMMANDS) == sorted(COMMANDS)
+    assert [c.name for c in ordered_commands()] == COMMANDS  # the order of --help
     assert list(TRAINERS) == MODELS
     assert all(row.run is not None for row in TRAINERS.values())
     listed = re.findall(r"^    (\S+)", _help([], capsys), re.M)
     assert listed == COMMANDS
     assert re.findall(r"^    (\S+)", _help(["train"], capsys), re.M) == MODELS
+
+
+def test_help_order_does_not_depend_on_which_command_module_was_imported_first(monkeypatch, capsys):
+    from imagegen_lib.cli import registry
+
+    cli.build_parser()
+    shuffled = dict(reversed(list(registry.COMMANDS.items())))  # as if `eval` had been imported first
+    monkeypatch.setattr(registry, "COMMANDS", shuffled)
+    assert re.findall(r"^    (\S+)", _help([], capsys), re.M) == COMMANDS
 
 
 def test_registering_a_name_twice_is_an_error(monkeypatch):

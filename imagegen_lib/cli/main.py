@@ -14,7 +14,7 @@ import sys
 from .. import __version__
 from . import registry
 
-__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "build_parser", "ordered_commands", "main"]
 
 # Each module registers its command when imported; this order is the order of `imagegen --help`.
 COMMAND_MODULES = ("train", "sample", "ship", "eval", "eval_sr", "data")
@@ -32,8 +32,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"imagegen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    registry.add_parsers(sub, registry.COMMANDS.values(), only=only)
+    registry.add_parsers(sub, ordered_commands(), only=only)
     return parser
+
+
+def ordered_commands() -> list[registry.Command]:
+    """The registered commands in the order of :data:`COMMAND_MODULES` (then any registered elsewhere),
+    not in the order of registration: a program may import one command's module before the others."""
+    rank = {f"{__package__}.{name}": i for i, name in enumerate(COMMAND_MODULES)}
+    commands = list(registry.COMMANDS.values())
+    return sorted(commands, key=lambda c: rank.get(c.add_arguments.__module__, len(rank)))
 
 
 def main(argv: list[str] | None = None) -> int:
