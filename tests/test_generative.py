@@ -543,7 +543,7 @@ def test_comparison_table_from_a_manifest():
         ("real data (floor)", None), ("DCGAN", None), ("VAE", None), ("DDPM", "ancestral1000"), ("DDPM", "ddim50")]
     ddpm = table.rows[3]
     assert ddpm["gpu_per_1k"] == 30.0 and ddpm["cpu_per_1k"] is None and table.rows[4]["cpu_per_1k"] == 120.0
-    assert table.rows[1]["cpu_per_1k"] == 0.5 and table.rows[1]["classes"] == 10
+    assert table.rows[1]["cpu_per_1k"] == 0.5 and table.rows[1]["classes_drawn"] == 10
     md = table.to_markdown()
     assert "| DCGAN | — | 2.00 |" in md and "| DDPM | DDIM, 50 steps | 2.50 |" in md
     assert "6.8 ± 0.5 (NS GAN)" in md and "16.6 ± 0.4 (VAE (cross-entropy))" in md

@@ -1,4 +1,4 @@
-"""``imagegen eval``: FID, KID, IS, precision/recall, coverage and memorisation of a generator
+"""``imagegen eval``: FID, KID, IS, precision/recall, class coverage and memorisation of a generator
 checkpoint (any kind :mod:`imagegen_lib.generators` can sample), or of real data (``real``: the floor).
 
     imagegen eval checkpoints/dcgan_mnist.safetensors [--n 10000] [--json out.json] [--manifest]
@@ -32,7 +32,7 @@ METRIC_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "
                "class_kl", "class_histogram", "memorisation_ratio", "memorisation_copies")
 
 
-@command("eval", help="FID, KID, IS, precision/recall, coverage of a generator (or 'real')",
+@command("eval", help="FID, KID, IS, precision/recall, class coverage of a generator (or 'real')",
          description="score a generator checkpoint against the test split; "
                      "'imagegen eval real' scores training images instead (the floor)")
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -57,7 +57,7 @@ PUBLISHED = {
 
 COLUMNS = [
     ("model", "model"), ("sampler", "sampler"), ("fid", "FID ↓"), ("kid", "KID ↓"), ("precision", "precision ↑"),
-    ("recall", "recall ↑"), ("classes", "classes ↑"), ("params", "parameters"),
+    ("recall", "recall ↑"), ("classes_drawn", "classes drawn ↑"), ("params", "parameters"),
     ("train_time", "training time"), ("gpu_per_1k", "sampling / 1k, GPU"), ("cpu_per_1k", "sampling / 1k, CPU"),
     ("published", "published FID (Inception)"),
 ]
@@ -201,7 +201,7 @@ def _metric_row(model: str, sampler: str | None, m: dict, cpu_timing: dict | Non
     coverage = m.get("coverage")
     return {"model": model, "sampler": sampler, "fid": m.get("fid"), "kid_mean": m.get("kid_mean"),
             "kid_std": m.get("kid_std"), "precision": m.get("precision"), "recall": m.get("recall"),
-            "classes": None if coverage is None else round(coverage * 10), "n": m.get("eval_n"),
+            "classes_drawn": None if coverage is None else round(coverage * 10), "n": m.get("eval_n"),
             "seed": m.get("eval_seed"), "gpu_per_1k": gpu, "cpu_per_1k": cpu,
             "cpu_timing_method": (cpu_timing or {}).get("method"), **extra}
 
@@ -237,7 +237,7 @@ def _format_row(r: dict) -> dict[str, str]:
         "kid": "—" if r.get("kid_mean") is None else f"{r['kid_mean']:.4f} ± {r['kid_std']:.4f}",
         "precision": _num(r.get("precision"), ".3f"),
         "recall": _num(r.get("recall"), ".3f"),
-        "classes": "—" if r.get("classes") is None else f"{r['classes']}/10",
+        "classes_drawn": "—" if r.get("classes_drawn") is None else f"{r['classes_drawn']}/10",
         "params": "—" if r.get("params") is None else (f"{r['params'] / 1e6:.2f} M" if r["params"] >= 10_000
                                                        else f"{r['params']:,}"),
         "train_time": "—" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f} s ({short_device})",
