@@ -52,7 +52,7 @@ def main() -> int:
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    names = chapter_names(INTERVIEW_DIR)
+    names = sorted(chapter_names(INTERVIEW_DIR), key=lambda n: (n.startswith("exercise"), n))  # book order
     outputs = [rendered_notebook(n) for n in names]
     cards = render_flash_cards([load_chapter(n, INTERVIEW_DIR) for n in names])
     outputs.append((FLASH_CARDS, FLASH_CARDS.read_text(encoding="utf-8") if FLASH_CARDS.exists() else "", cards))

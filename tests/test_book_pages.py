@@ -1,5 +1,5 @@
 """The practice pages: the drills page covers every spot-the-bug item of the library, without
-giving the answer away; the flash cards cover the five questions.
+giving the answer away; the flash cards cover every question and follow-up, answers folded.
 
 The pages' rendering (and every link in them) is checked by the book build with -W and by
 tests/browser/check_book.py; here, what a build cannot know: whether a drill is missing.
@@ -59,8 +59,11 @@ def test_bug_markers_are_stripped_and_nothing_else():
     assert strip_bug_markers("x = f(y)  # (N, 2) -> (N,)\n") == "x = f(y)  # (N, 2) -> (N,)\n"
 
 
-def test_flash_cards_hold_the_five_questions_with_hidden_answers():
+def test_flash_cards_hold_every_question_and_follow_up_with_hidden_answers():
+    from imagegen_lib.practice.interview import chapter_names, load_chapter
+
     page = (REPO / "book" / "flashcards.md").read_text(encoding="utf-8")
-    questions = re.findall(r"^## (\d)\. ", page, re.M)
-    assert questions == ["1", "2", "3", "4", "5"]
+    chapters = [load_chapter(n, REPO / "book" / "interview") for n in chapter_names(REPO / "book" / "interview")]
+    assert re.findall(r"^## (Q\d)", page, re.M) == ["Q1", "Q2", "Q3", "Q4", "Q5"]
     assert page.count(":::{dropdown} The 30-second answer") == 5
+    assert page.count(":::{dropdown} Short answer") == sum(len(c.follow_ups) for c in chapters)
