@@ -11,17 +11,23 @@ import contextlib
 
 import torch
 
-from .losses import d_loss_bce
+from .losses import d_loss_bce, r1_from_scores
 
 __all__ = ["gan_train_step"]
 
 
-def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext, labels=None):
+def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.nullcontext, labels=None,
+                   r1_gamma: float = 0.0):
     """One GAN update: a discriminator step, then a generator step. Returns detached statistics.
 
     ``labels`` (conditional GAN only): the real batch's classes; the fakes are drawn for the same ones.
+    ``r1_gamma`` > 0 adds the R1 penalty ``r1_gamma/2 · E||∇_x D(x_real)||²`` to D's loss in this
+    step (lazy regularisation passes γ·k every k-th step) and returns it as ``r1``; ``loss_d``
+    stays the plain BCE loss, comparable between runs with and without R1.
     """
     cond = () if labels is None else (labels,)  # the extra argument G and D take when conditional
+    if r1_gamma:  # R1 differentiates D(real) with respect to the real images themselves
+        real = real.detach().requires_grad_(True)
     # --- Discriminator: push D(real) up and D(fake) down. ---------------------------------------
     with autocast():
         fake = G(z, *cond)
@@ -30,8 +36,9 @@ def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.n
         # without it G would be updated to make D's job *easier*).
         fake_logits = D(fake.detach(), *cond)
         loss_d = d_loss_bce(real_logits, fake_logits)
+    r1 = r1_from_scores(real_logits, real, r1_gamma) if r1_gamma else None
     opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
+    (loss_d if r1 is None else loss_d + r1).backward()
     opt_d.step()
 
     # --- Generator: make the *updated* D call the same fakes real. ------------------------------
@@ -41,9 +48,12 @@ def gan_train_step(G, D, opt_g, opt_d, real, z, g_loss_fn, autocast=contextlib.n
     loss_g.backward()
     opt_g.step()  # D's parameters also got gradients here; opt_d.zero_grad clears them next step
 
-    return {
+    stats = {
         "loss_d": loss_d.detach(),
         "loss_g": loss_g.detach(),
         "d_real": torch.sigmoid(real_logits.detach().float()).mean(),  # D(x): 1 = "real"
         "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),  # D(G(z)) before D's update
     }
+    if r1 is not None:
+        stats["r1"] = r1.detach()
+    return stats
