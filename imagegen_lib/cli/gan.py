@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser, width: bool = True) -> None:
     p.add_argument("--r1", type=non_negative_float, default=0.0, metavar="GAMMA",
                    help="R1 penalty GAMMA/2·E||∇D(x_real)||² on D (default 0: off; runs the plain step on a GPU)")
     p.add_argument("--r1-every", type=positive_int, default=16, metavar="K",
-                   help="lazy R1: apply it, weighted by K, every K-th D step (default 16, as StyleGAN2)")
+                   help="lazy R1: an extra D step on the penalty weighted by K, every K-th step "
+                        "(default 16, as StyleGAN2)")
     add_every_args(p, log_every=50, sample_every=500, ckpt_every=1000)
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--bf16", action="store_true", default=None,

@@ -99,8 +99,8 @@ def r1_penalty(critic, real: torch.Tensor, gamma: float = 10.0) -> torch.Tensor:
 
 
 def r1_from_scores(scores: torch.Tensor, x: torch.Tensor, gamma: float) -> torch.Tensor:
-    """:func:`r1_penalty` when ``scores = D(x)`` is already computed from an ``x`` that requires grad:
-    the training step needs D(real) for its loss anyway, so one forward pass serves both.
+    """:func:`r1_penalty` when the caller computes ``scores = D(x)`` from an ``x`` that requires grad
+    (a conditional D takes labels too; the forward pass may run under autocast).
 
     ``create_graph=True``: the penalty is part of D's loss, so its gradient w.r.t. D's weights (a
     double backward) must exist. The gradient of the *summed* scores is each image's own gradient

@@ -21,7 +21,7 @@ from ..core import distributed
 from ..core.training import bf16_autocast
 from .fast_step import FastGANStep, FastStepOptions
 from .losses import G_LOSSES
-from .step import gan_train_step
+from .step import gan_train_step, r1_step
 
 __all__ = ["GANStep", "EagerStep", "make_step", "use_fast_step", "fast_path_reason"]
 
@@ -47,9 +47,10 @@ class EagerStep:
     drawn on the CPU and copied over, :func:`gan_train_step` on G and D. Launched by torchrun, G and
     D train in DistributedDataParallel and each rank takes its rows of the global batch and noise.
 
-    R1 (``r1_gamma`` > 0) is *lazy* (StyleGAN2, appendix B): it joins D's loss only on the run's steps
-    ``0, k, 2k, …`` (``k = r1_every``), weighted ``k·γ`` so that its strength per step is unchanged.
-    The run's step count ``step`` picks those steps, so a resumed run regularises the same ones."""
+    R1 (``r1_gamma`` > 0) is *lazy* (StyleGAN2, appendix B): on the run's steps ``0, k, 2k, …``
+    (``k = r1_every``) the update is followed by a D step on the penalty weighted ``k·γ``
+    (:func:`~imagegen_lib.gan.step.r1_step`). The run's step count ``step`` picks those steps, so a
+    resumed run regularises the same ones."""
 
     steps_per_call = 1
 
@@ -79,12 +80,12 @@ class EagerStep:
             idx = distributed.shard(self.order[i * B:(i + 1) * B])
             real = self.images[idx]
             z = distributed.shard(torch.randn(B, self.z_dim, generator=noise_gen))
-            r1_now = self.r1_gamma > 0 and self.step % self.r1_every == 0
+            labels = None if self.labels is None else self.labels[idx]
             stats = gan_train_step(self.G, self.D, self.opt_g, self.opt_d, real, z.to(self.device), self.g_loss_fn,
-                                   self.autocast, labels=None if self.labels is None else self.labels[idx],
-                                   r1_gamma=self.r1_gamma * self.r1_every if r1_now else 0.0)
-            if self.r1_gamma > 0:  # summed over every step, 0 where skipped: the log shows R1's mean per step
-                stats.setdefault("r1", torch.zeros((), device=self.device))
+                                   self.autocast, labels=labels)
+            if self.r1_gamma > 0:  # logged every step, 0 where skipped: the mean is R1's strength per step
+                stats["r1"] = (r1_step(self.D, self.opt_d, real, self.r1_gamma * self.r1_every, self.autocast, labels)
+                               if self.step % self.r1_every == 0 else torch.zeros((), device=self.device))
             for key, v in stats.items():
                 self.sums[key] = self.sums.get(key, 0) + v
             self.cursor += 1

@@ -16,7 +16,7 @@ elsewhere, with ``fast=False`` / ``--eager``, or under ``torchrun`` (Distributed
 plain one. Both make the same updates from the same numbers (:mod:`.stepper`).
 
 Two stabilisers are options: ``ema`` keeps an exponential moving average of G's weights (exported
-beside G as ``generator_ema``; it runs on either path), ``r1`` adds the R1 penalty to D's loss every
+beside G as ``generator_ema``; it runs on either path), ``r1`` adds a D step on the R1 penalty every
 ``r1_every`` steps (plain step only: a CUDA run asked for it trains with the plain step and says so).
 """
 
@@ -79,8 +79,8 @@ class GANConfig:
     ckpt_every: int = 1000  # steps between checkpoints (plus one at every epoch end)
     bf16: bool | None = None  # bf16 autocast on CUDA; None: on where the fast GPU path runs, else off
     ema: float = 0.0  # decay of the EMA of G's weights, exported as generator_ema (0: none; DCGAN-typical 0.999)
-    r1: float = 0.0  # R1 penalty weight γ: γ/2 · E||∇_x D(x_real)||² added to D's loss (0: none)
-    r1_every: int = 16  # lazy R1: the penalty, weighted by this, joins every r1_every-th D step (StyleGAN2)
+    r1: float = 0.0  # R1 penalty weight γ: γ/2 · E||∇_x D(x_real)||² on D (0: none)
+    r1_every: int = 16  # lazy R1 (StyleGAN2): a D step on the penalty weighted by this, every r1_every steps
 
     def __post_init__(self):
         if self.arch not in ARCHS:
