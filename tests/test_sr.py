@@ -16,8 +16,9 @@ from imagegen_lib.sr import data as sr_data
 from imagegen_lib.core.checkpoint import load_checkpoint
 from imagegen_lib.core.data import DataCorruptedError, DataNotFoundError
 from imagegen_lib.sr.imresize import imresize, imresize_uint8
-from imagegen_lib.sr.metrics import (BICUBIC_BASELINES, check_image, evaluate_sr, gray_levels, psnr, rgb_to_y,
-                                     rgb_to_ycbcr, score_sr, ssim, ycbcr_to_rgb)
+from imagegen_lib.sr.metrics import (BICUBIC_BASELINES, check_image, evaluate_sr, gradient_energy,
+                                     gradient_energy_ratio, gray_levels, psnr, rgb_to_y, rgb_to_ycbcr, score_sr, ssim,
+                                     ycbcr_to_rgb)
 from imagegen_lib.sr.models import SR_ARCHS, build_sr, count_parameters, self_ensemble, super_resolve
 from imagegen_lib.sr.data import PatchSampler, load_sr_set, make_lr, modcrop
 from imagegen_lib.sr.train import SRConfig, load_sr_model, train_sr
@@ -76,6 +77,30 @@ def test_psnr_and_ssim_basics():
     assert psnr(a, a + 2.0) == pytest.approx(10 * math.log10(255 ** 2 / 4))
     b = a + torch.randn(40, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 10
     assert ssim(a, b) == pytest.approx(ssim(b, a)) and 0 < ssim(a, b) < 1
+
+
+def test_gradient_energy_ratio_measures_fine_detail_against_the_truth():
+    hr = load_sr_set("Set5")[2].hr.double()  # butterfly: sharp edges
+    assert gradient_energy_ratio(hr, hr) == 1.0
+    blurred = torch.nn.functional.avg_pool2d(hr[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+    noisy = hr + 10 * torch.randn(hr.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert gradient_energy_ratio(blurred, hr) < 0.7 and gradient_energy_ratio(noisy, hr) > 1.1
+    assert gradient_energy_ratio(3 * hr + 7, hr) == pytest.approx(9.0)  # contrast squared; offsets don't count
+    ramp = torch.arange(4.0).expand(4, 4)  # steps of 1 along x, none along y
+    assert gradient_energy(ramp) == 1.0 and gradient_energy(torch.ones(4, 4)) == 0.0
+    assert gradient_energy_ratio(torch.ones(4, 4), torch.zeros(4, 4)) == 1.0
+    assert gradient_energy_ratio(ramp, torch.zeros(4, 4)) == math.inf
+    with pytest.raises(ValueError, match="shapes differ"):
+        gradient_energy_ratio(hr[:, :10], hr)
+    with pytest.raises(ValueError, match="at least 2x2"):
+        gradient_energy(torch.ones(1, 5))
+
+
+@needs_data("Set5")
+def test_bicubic_is_smoother_than_the_truth():
+    result = evaluate_sr("bicubic", "Set5", 3, with_ssim=False)
+    assert all(0.1 < row["grad_energy_ratio"] < 0.6 for row in result["images"])  # 0.15 (head) .. 0.44
+    assert result["grad_energy_ratio"] == pytest.approx(sum(r["grad_energy_ratio"] for r in result["images"]) / 5)
 
 
 @needs_data("Set5")
@@ -320,10 +345,11 @@ def test_eval_sr_bicubic_prints_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bicubic.json"
     assert cli.main(["eval-sr", "bicubic", "--set", "Set5", "--scale", "4", "--json", str(out), "--verbose"]) == 0
     text = capsys.readouterr().out
-    assert "Set5    x4  Y-PSNR  28.43 dB  SSIM 0.8111" in text and "butterfly" in text
+    assert "Set5    x4  Y-PSNR  28.43 dB  SSIM 0.8111  grad-energy 0." in text and "butterfly" in text
     report = json.loads(out.read_text())
     (result,) = report["results"]["single"]
     assert result["psnr"] == pytest.approx(28.42, abs=0.05) and len(result["images"]) == 5
+    assert 0 < result["grad_energy_ratio"] < 1 and "grad_energy_ratio" in result["images"][0]
     assert report["protocol"] == {"channel": "y", "shave_border": True, "lr_resize": "matlab"}
 
 
