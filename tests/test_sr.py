@@ -19,7 +19,8 @@ from imagegen_lib.sr.imresize import imresize, imresize_uint8
 from imagegen_lib.sr.metrics import (BICUBIC_BASELINES, check_image, evaluate_sr, gradient_energy,
                                      gradient_energy_ratio, gray_levels, psnr, rgb_to_y, rgb_to_ycbcr, score_sr, ssim,
                                      ycbcr_to_rgb)
-from imagegen_lib.sr.models import SR_ARCHS, build_sr, count_parameters, self_ensemble, super_resolve
+from imagegen_lib.sr.models import (SR_ARCHS, PatchDiscriminator, build_sr, count_parameters, self_ensemble,
+                                    super_resolve)
 from imagegen_lib.sr.data import PatchSampler, load_sr_set, make_lr, modcrop
 from imagegen_lib.sr.train import SRConfig, load_sr_model, train_sr
 
@@ -229,6 +230,14 @@ def test_untrained_resnet_is_exactly_bicubic_and_self_ensemble_inverts_its_trans
     assert torch.allclose(self_ensemble(model, x), model(x), atol=1e-6)  # bicubic is flip/rotation-equivariant
 
 
+def test_patch_discriminator_gives_one_logit_per_8x8_pixels():
+    D = PatchDiscriminator(channels=1, width=8)
+    assert D(torch.rand(2, 1, 96, 64)).shape == (2, 1, 12, 8)
+    assert any(k.endswith("_u") for k in D.state_dict())  # spectral norm's power-iteration state is saved
+    with pytest.raises(ValueError, match="at least 8x8"):
+        D(torch.rand(2, 1, 4, 4))
+
+
 def test_checkpoint_budget_and_unknown_names():
     assert max(count_parameters(build_sr("resnet", s)) for s in (2, 3, 4)) * 4 < manifest.MAX_BYTES
     with pytest.raises(ValueError, match=r"\['espcn', 'resnet', 'srcnn'\]"):
@@ -274,6 +283,9 @@ def test_config_is_checked():
         SRConfig(arch="edsr", steps=1)
     with pytest.raises(ValueError, match="scale must be 2, 3 or 4"):
         SRConfig(arch="espcn", scale=5, steps=1)
+    for bad in ({"adv_weight": -1e-3}, {"adv_weight": math.nan}, {"d_lr": 0.0}):
+        with pytest.raises(ValueError, match="adv_weight >= 0"):
+            SRConfig(arch="resnet", steps=1, **bad)
     assert SRConfig(arch="srcnn", steps=1).color == "y" and SRConfig(arch="resnet", steps=1).global_skip
 
 
@@ -326,6 +338,55 @@ def test_train_sr_refusals(cli_run, capsys):
         cli.main(["train", "sr", "--arch", "vdsr", "--out", "x", "--steps", "1"])
     assert e.value.code == 2
     assert "invalid choice: 'vdsr'" in capsys.readouterr().err
+
+
+ADV_TRAIN = ["--adv-weight", "0.01", "--d-lr", "2e-4"]
+
+
+@pytest.fixture(scope="module")
+def adv_run(cli_run, tmp_path_factory) -> Path:
+    """The tiny net of ``cli_run`` fine-tuned for 6 steps with an adversarial term (the book's plan)."""
+    out = tmp_path_factory.mktemp("sr_adv") / "run"
+    assert cli.main(["train", "sr", "--arch", "resnet", "--out", str(out), "--steps", "6", *TINY_TRAIN, *ADV_TRAIN,
+                     "--init-from", str(cli_run / "model.safetensors")]) == 0
+    return out
+
+
+def test_adversarial_run_saves_its_discriminator_and_exports_the_sr_net_alone(adv_run, cli_run):
+    tensors, meta = load_checkpoint(adv_run / "last")
+    assert any(k.startswith("disc.") for k in tensors) and any(k.startswith("opt_d.") for k in tensors)
+    assert meta["config"]["adv_weight"] == 0.01 and meta["config"]["d_lr"] == 2e-4
+    losses = [r for r in meta["history"] if "loss" in r]
+    assert len(losses) == 3 and all(0 < r["g_adv"] and 0 < r["d_loss"] for r in losses)
+    model, model_meta = load_sr_model(adv_run / "model.safetensors")
+    assert model_meta["init_from"]["kept_fresh"] == [] and model_meta["discriminator_parameters"] > 0
+    assert model_meta["config"]["adv_weight"] == 0.01
+    assert model(torch.rand(1, 3, 6, 6)).shape == (1, 3, 12, 12)
+    plain, plain_meta = load_checkpoint(cli_run / "last")  # adv_weight 0: no discriminator at all
+    assert not any(k.startswith(("disc.", "opt_d.")) for k in plain) and "g_adv" not in plain_meta["history"][0]
+
+
+def test_adversarial_resume_continues_exactly(adv_run, cli_run, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "sr", "--arch", "resnet", "--out", str(run), "--steps", "6", *TINY_TRAIN, *ADV_TRAIN,
+            "--init-from", str(cli_run / "model.safetensors")]
+    assert cli.main([*args, "--max-steps", "3"]) == 0
+    assert cli.main([*args, "--resume"]) == 0
+    whole, whole_meta = load_checkpoint(adv_run / "last")
+    resumed, resumed_meta = load_checkpoint(run / "last")
+    assert resumed_meta["step"] == 6 and set(whole) == set(resumed)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)  # D, its Adam and its _u/_v included
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole_meta["history"]]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in resumed_meta["history"]]
+
+
+def test_adversarial_refusals(adv_run, capsys):
+    base = ["train", "sr", "--arch", "resnet", "--out", str(adv_run), "--steps", "6", *TINY_TRAIN]
+    with pytest.raises(SystemExit) as e:
+        cli.main([*base, "--adv-weight", "-0.01"])
+    assert e.value.code == 2 and "--adv-weight: must be >= 0, got -0.01" in capsys.readouterr().err
+    assert cli.main([*base, "--resume", "--adv-weight", "0.02", "--d-lr", "2e-4"]) == 2
+    assert "adv_weight=0.02 (run has 0.01)" in capsys.readouterr().err
 
 
 def test_fine_tuning_another_scale_keeps_the_body(cli_run, tmp_path):
