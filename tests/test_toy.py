@@ -10,7 +10,8 @@ import torch
 from imagegen_lib.practice import drills
 from imagegen_lib.toy.gan import (ToyGANConfig, grid_centres, grid_of_gaussians, mode_coverage, ring_centres,
                                   ring_of_gaussians, sample_toy, train_toy_gan)
-from imagegen_lib.toy.population import PopLinear, sample_population, train_population
+from imagegen_lib.toy.population import (PopAdam, PopLinear, coverage_score, population_groups, sample_population,
+                                         train_population)
 
 
 def test_ring_centres_and_samples():
@@ -67,7 +68,8 @@ def test_train_toy_gan_is_deterministic_and_logs():
 
 @pytest.mark.parametrize("kw", [dict(loss="wgan-gp"), dict(loss="hinge", spectral_norm=True),
                                 dict(label_smoothing=0.1, instance_noise=0.1, minibatch_std=True),
-                                dict(loss="saturating", d_head_start=3, optimizer="sgd", lr_g=0.01, lr_d=0.01)])
+                                dict(loss="saturating", d_head_start=3, optimizer="sgd", lr_g=0.01, lr_d=0.01),
+                                dict(r1_gamma=1.0, d_steps=2, betas=(0.0, 0.9))])
 def test_train_toy_gan_variants_run(kw):
     run = train_toy_gan(ToyGANConfig(steps=6, batch_size=16, hidden=16, log_every=3, **kw))
     assert all(math.isfinite(v) for row in run.history for v in row.values())
@@ -95,6 +97,58 @@ def test_population_members_are_independent():
     assert not torch.allclose(xa[1], xb[1])
     with pytest.raises(ValueError):
         train_population([ToyGANConfig(steps=2), ToyGANConfig(steps=3)])
+
+
+def test_population_members_are_independent_with_critic_steps_betas_and_r1():
+    # The paper recipes: 5 critic steps, per-member betas, hinge + spectral norm, R1 — member 0 must
+    # not notice which of them its neighbour uses (none of them draws extra random numbers).
+    common = dict(steps=6, batch_size=16, hidden=16, log_every=3, d_steps=5)
+    first = ToyGANConfig(seed=0, **common)
+    a = train_population([first, ToyGANConfig(seed=1, betas=(0.0, 0.9), **common)], data=ring_of_gaussians(64, seed=0))
+    b = train_population([first, ToyGANConfig(seed=1, betas=(0.0, 0.9), loss="hinge", spectral_norm=True,
+                                              r1_gamma=1.0, lr_d=4e-4, **common)], data=ring_of_gaussians(64, seed=0))
+    xa, xb = sample_population(a.G, 50), sample_population(b.G, 50)
+    assert torch.allclose(xa[0], xb[0], atol=1e-6)
+    assert not torch.allclose(xa[1], xb[1])
+    assert all(math.isfinite(v) for row in b.history for k, vs in row.items() if k != "step" for v in vs)
+
+
+def test_members_with_other_critic_steps_are_split_not_mixed():
+    configs = [ToyGANConfig(seed=0), ToyGANConfig(seed=0, loss="wgan-gp", d_steps=5), ToyGANConfig(seed=1)]
+    assert population_groups(configs) == [[0, 2], [1]]
+    with pytest.raises(ValueError, match=r"must share \['d_steps'\].*population_groups"):
+        train_population(configs)
+
+
+def test_pop_adam_with_per_member_betas_is_torch_adam_per_member():
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(2, 3, 4, generator=gen)
+    grads = [torch.randn(2, 3, 4, generator=gen) for _ in range(5)]
+    lrs, betas = [1e-2, 3e-3], [(0.5, 0.999), (0.0, 0.9)]
+    stacked = start.clone().requires_grad_(True)
+    opt = PopAdam([stacked], torch.tensor(lrs), torch.tensor(betas, dtype=torch.float64))
+    singles = [start[s].clone().requires_grad_(True) for s in range(2)]
+    refs = [torch.optim.Adam([w], lr=lr, betas=b) for w, lr, b in zip(singles, lrs, betas)]
+    for g in grads:
+        stacked.grad = g.clone()
+        opt.step()
+        for s, (w, ref) in enumerate(zip(singles, refs)):
+            w.grad = g[s].clone()
+            ref.step()
+    for s in range(2):
+        assert torch.allclose(stacked[s], singles[s], atol=1e-6)
+
+
+def test_population_logs_coverage_without_changing_the_run():
+    common = dict(steps=6, batch_size=16, hidden=16, log_every=3)
+    configs = [ToyGANConfig(seed=0, **common), ToyGANConfig(seed=1, r1_gamma=0.5, **common)]
+    scored = train_population(configs, score=coverage_score(ring_centres(), 0.05, n=200))
+    plain = train_population(configs)
+    assert [row["step"] for row in scored.history] == [3, 6]
+    for row in scored.history:
+        assert len(row["modes"]) == 2 and all(0 <= m <= 8 for m in row["modes"])
+        assert all(0 <= q <= 1 for q in row["high_quality"])
+    assert torch.equal(sample_population(scored.G, 50), sample_population(plain.G, 50))
 
 
 def test_drills_symptoms():
