@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shlex
+import statistics
 
 import pytest
 import torch
 
+from imagegen_lib import cli
 from imagegen_lib.practice import drills
 from imagegen_lib.toy.gan import (ToyGANConfig, grid_centres, grid_of_gaussians, mode_coverage, ring_centres,
                                   ring_of_gaussians, sample_toy, train_toy_gan)
 from imagegen_lib.toy.population import (PopAdam, PopLinear, coverage_score, population_groups, sample_population,
                                          train_population)
+from imagegen_lib.toy.recipes import RECIPE_SETS, RECIPES, recipe_config, recipe_names
+from imagegen_lib.toy.sweep import FORMAT, load_sweep, settled_step, sweep_table
 
 
 def test_ring_centres_and_samples():
@@ -149,6 +155,75 @@ def test_population_logs_coverage_without_changing_the_run():
         assert len(row["modes"]) == 2 and all(0 <= m <= 8 for m in row["modes"])
         assert all(0 <= q <= 1 for q in row["high_quality"])
     assert torch.equal(sample_population(scored.G, 50), sample_population(plain.G, 50))
+
+
+# ---------------------------------------------------------------------------------------------
+# Q4's recipes and `imagegen toy-sweep`
+# ---------------------------------------------------------------------------------------------
+
+def test_recipes_are_valid_configs_and_sets_name_known_recipes():
+    assert all(name in RECIPES for names in RECIPE_SETS.values() for name in names)
+    assert RECIPE_SETS["paper"][0] == "baseline"
+    for name in RECIPES:
+        recipe_config(name, seed=0, steps=10, log_every=5)  # ToyGANConfig checks every field
+    wgan, sn = recipe_config("wgan-gp", 0, 10, 5), recipe_config("sn-hinge-ttur", 0, 10, 5)
+    assert (wgan.d_steps, wgan.lr_g, wgan.lr_d, wgan.betas, wgan.gp_weight) == (5, 1e-4, 1e-4, (0.0, 0.9), 10.0)
+    assert (sn.loss, sn.spectral_norm, sn.lr_g, sn.lr_d, sn.betas) == ("hinge", True, 1e-4, 4e-4, (0.0, 0.9))
+    with pytest.raises(ValueError, match="not in recipe set 'notebook'"):
+        recipe_names("notebook", ("wgan-gp",))
+
+
+def test_toy_sweep_cli_writes_one_json_that_the_table_reads(tmp_path, monkeypatch, capsys):
+    # The real entry point, end to end: 2 recipes (one with 5 critic steps: a population of its own)
+    # x 2 seeds x 20 steps on the CPU.
+    monkeypatch.setenv("IMAGEGEN_GIT_COMMIT", "0123abc")
+    out = tmp_path / "sweeps" / "tiny.json"
+    argv = ["toy-sweep", "--variants", "baseline,wgan-gp", "--seeds", "2", "--steps", "20", "--log-every", "10",
+            "--eval-samples", "400", "--keep-samples", "50", "--device", "cpu", "--out", str(out)]
+    assert cli.main(argv) == 0
+    sweep = load_sweep(out)
+    assert sweep["format"] == FORMAT and sweep["seeds"] == [0, 1] and sweep["steps"] == 20
+    run = sweep["run"]
+    assert run["command"] == "imagegen " + shlex.join(argv) and run["git_commit"] == "0123abc"
+    assert run["device"].startswith("cpu") and run["torch"] == torch.__version__ and run["wall_seconds"] > 0
+    assert [v["name"] for v in sweep["variants"]] == ["baseline", "wgan-gp"]
+    assert sweep["variants"][1]["config"]["d_steps"] == 5 and sweep["variants"][1]["config"]["betas"] == [0.0, 0.9]
+    assert [p["d_steps"] for p in sweep["populations"]] == [1, 5]
+    assert [(r["variant"], r["seed"]) for r in sweep["runs"]] == [("baseline", 0), ("baseline", 1),
+                                                                    ("wgan-gp", 0), ("wgan-gp", 1)]
+    for r in sweep["runs"]:
+        assert r["curve"]["step"] == [10, 20] and set(r["curve"]) == {"step", "modes", "high_quality", "loss_d", "loss_g"}
+        assert (r["modes"], r["high_quality"]) == (r["curve"]["modes"][-1], r["curve"]["high_quality"][-1])
+        assert len(r["samples"]) == 50 and all(round(v, 3) == v for point in r["samples"] for v in point)
+    rows = sweep_table(out)
+    assert [row["variant"] for row in rows] == ["baseline", "wgan-gp"]
+    assert rows[0]["modes"] == [r["modes"] for r in sweep["runs"][:2]]
+    assert "baseline (non-saturating)" in capsys.readouterr().out
+
+
+def test_toy_sweep_refuses_an_unknown_recipe(tmp_path, capsys):
+    assert cli.main(["toy-sweep", "--variants", "baseline,nope", "--out", str(tmp_path / "s.json")]) == 2
+    assert "['nope'] not in recipe set 'paper'" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_sweep_table_statistics_and_settling():
+    curve = {"step": [10, 20, 30], "modes": [3, 5, 5]}
+    sweep = {"format": FORMAT, "variants": [{"name": "a", "label": "A"}],
+             "runs": [{"variant": "a", "seed": s, "modes": m, "high_quality": q, "curve": curve}
+                      for s, m, q in [(1, 6, 0.5), (0, 8, 0.9), (2, 7, 0.7)]]}
+    (row,) = sweep_table(sweep)
+    assert row["seeds"] == [0, 1, 2] and row["modes"] == [8, 6, 7] and row["settled_at"] == [20, 20, 20]
+    assert row["modes_mean"] == 7 and row["modes_std"] == pytest.approx(1.0)
+    assert row["hq_mean"] == pytest.approx(0.7) and row["hq_std"] == pytest.approx(statistics.stdev([0.5, 0.9, 0.7]))
+    assert settled_step([10, 20], [4, 4]) == 10 and settled_step([], []) is None
+
+
+def test_load_sweep_refuses_other_json(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"fid": 3.0}))
+    with pytest.raises(ValueError, match="not an `imagegen toy-sweep` result"):
+        load_sweep(path)
 
 
 def test_drills_symptoms():
