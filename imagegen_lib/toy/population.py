@@ -106,41 +106,72 @@ class PopMLP(nn.Module):
 class PopAdam:
     """Adam over stacked parameters with a per-member learning rate ``lr`` of shape ``(S,)``.
 
-    ``betas``: one pair for every member, or an ``(S, 2)`` tensor of per-member pairs."""
+    ``betas``: one pair for every member, or an ``(S, 2)`` tensor of per-member pairs. An update is
+    a dozen ``torch._foreach_*`` calls over all parameters: on a GPU, where these tiny steps cost
+    kernel launches, one launch per operation instead of one per parameter; on a CPU they run the
+    same per-tensor operations as a loop would, so shared-betas results stay bit for bit what they
+    were. Per-member values (learning rate, betas) are kept spread to each parameter's shape:
+    the GPU's one-launch path wants operands of equal shape."""
 
     def __init__(self, params, lr: torch.Tensor, betas=(0.5, 0.999), eps=1e-8):
-        self.params, self.lr, self.betas, self.eps, self.t = list(params), lr, betas, eps, 0
+        self.params, self.eps, self.t = list(params), eps, 0
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
+        self.lr = self._spread(lr)
+        self.shared = not isinstance(betas, torch.Tensor)
+        if self.shared:
+            self.betas = tuple(betas)
+        else:
+            b = betas.double()  # 1 - β in float64, as Python computes it for shared betas
+            self.b1, self.b2 = self._spread(b[:, 0]), self._spread(b[:, 1])
+            self.one_minus_b1, self.one_minus_b2 = self._spread(1 - b[:, 0]), self._spread(1 - b[:, 1])
+            self.b1_power = [torch.ones_like(p) for p in self.params]  # β^t, for the bias corrections
+            self.b2_power = [torch.ones_like(p) for p in self.params]
 
-    def _coefficients(self):
-        """``(β1, β2, 1 - β1^t, 1 - β2^t)``: Python numbers, or ``(S,)`` float32 tensors per member."""
-        if not isinstance(self.betas, torch.Tensor):
-            b1, b2 = self.betas
-            return b1, b2, 1 - b1 ** self.t, 1 - b2 ** self.t
-        b = self.betas.double()  # bias corrections in float64, as Python computes the shared ones
-        return b[:, 0].float(), b[:, 1].float(), (1 - b[:, 0] ** self.t).float(), (1 - b[:, 1] ** self.t).float()
+    def _spread(self, values: torch.Tensor) -> list[torch.Tensor]:
+        """An ``(S,)`` tensor as one dense tensor of each parameter's shape."""
+        return [values.to(p.device, p.dtype).view((-1,) + (1,) * (p.dim() - 1)).expand_as(p).contiguous()
+                for p in self.params]
 
     def zero_grad(self):
         for p in self.params:
             p.grad = None
 
+    def _moments(self, grads, i):
+        """Update the moments of parameters ``i``; return the bias corrections (numbers or tensor lists)."""
+        m, v = [self.m[j] for j in i], [self.v[j] for j in i]
+        if self.shared:  # the original scalar arithmetic
+            b1, b2 = self.betas
+            torch._foreach_mul_(m, b1)
+            torch._foreach_add_(m, grads, alpha=1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+            return 1 - b1 ** self.t, 1 - b2 ** self.t
+        b1, b2 = [self.b1[j] for j in i], [self.b2[j] for j in i]
+        torch._foreach_mul_(m, b1)
+        torch._foreach_addcmul_(m, [self.one_minus_b1[j] for j in i], grads)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, [self.one_minus_b2[j] for j in i], torch._foreach_mul(grads, grads))
+        p1, p2 = [self.b1_power[j] for j in i], [self.b2_power[j] for j in i]
+        torch._foreach_mul_(p1, b1)
+        torch._foreach_mul_(p2, b2)
+        return torch._foreach_add(torch._foreach_neg(p1), 1.0), torch._foreach_add(torch._foreach_neg(p2), 1.0)
+
     @torch.no_grad()
     def step(self):
+        """``p -= lr · m̂ / (√v̂ + eps)`` for every parameter that has a gradient."""
         self.t += 1
-        coefficients = self._coefficients()
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            per_member = (-1,) + (1,) * (p.dim() - 1)
-            b1, b2, c1, c2 = (x.view(per_member) if isinstance(x, torch.Tensor) else x for x in coefficients)
-            if isinstance(b1, torch.Tensor):
-                m.mul_(b1).add_((1 - b1) * p.grad)
-                v.mul_(b2).addcmul_(p.grad, (1 - b2) * p.grad)
-            else:  # shared betas: the original scalar arithmetic, so that old results stay bit-identical
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-            p.sub_(self.lr.view(per_member) * (m / c1) / ((v / c2).sqrt() + self.eps))
+        i = [j for j, p in enumerate(self.params) if p.grad is not None]
+        if not i:
+            return
+        c1, c2 = self._moments([self.params[j].grad for j in i], i)
+        update = torch._foreach_div([self.m[j] for j in i], c1)  # m̂
+        torch._foreach_mul_(update, [self.lr[j] for j in i])  # lr · m̂ (the order of the original expression)
+        denom = torch._foreach_div([self.v[j] for j in i], c2)  # v̂
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_div_(update, denom)
+        torch._foreach_sub_([self.params[j] for j in i], update)
 
 
 @dataclass
