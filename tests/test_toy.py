@@ -208,7 +208,7 @@ def test_toy_sweep_refuses_an_unknown_recipe(tmp_path, capsys):
 
 
 def test_sweep_table_statistics_and_settling():
-    curve = {"step": [10, 20, 30], "modes": [3, 5, 5]}
+    curve = {"step": [10, 20, 30], "modes": [3, 5, 5], "high_quality": [0.1, 0.62, 0.6]}
     sweep = {"format": FORMAT, "variants": [{"name": "a", "label": "A"}],
              "runs": [{"variant": "a", "seed": s, "modes": m, "high_quality": q, "curve": curve}
                       for s, m, q in [(1, 6, 0.5), (0, 8, 0.9), (2, 7, 0.7)]]}
@@ -217,6 +217,7 @@ def test_sweep_table_statistics_and_settling():
     assert row["modes_mean"] == 7 and row["modes_std"] == pytest.approx(1.0)
     assert row["hq_mean"] == pytest.approx(0.7) and row["hq_std"] == pytest.approx(statistics.stdev([0.5, 0.9, 0.7]))
     assert settled_step([10, 20], [4, 4]) == 10 and settled_step([], []) is None
+    assert settled_step([10, 20, 30, 40], [8, 7, 8, 8]) == 30 and settled_step([10, 20, 30, 40], [8, 7, 8, 8], tol=1) == 10
 
 
 def test_load_sweep_refuses_other_json(tmp_path):

@@ -115,13 +115,14 @@ def load_sweep(path: str | Path) -> dict:
     return sweep
 
 
-def settled_step(steps: list[int], values: list) -> int | None:
-    """From which logged step on does ``values`` stay the same? (``None`` for an empty curve.)
-    For a mode count: when it stopped changing — the step budget should be well past it."""
+def settled_step(steps: list[int], values: list, tol: float = 0) -> int | None:
+    """From which logged step on does ``values`` stay within ``tol`` of its last value? (``None``
+    for an empty curve.) For a mode count (``tol=0``): when it stopped changing — a step budget
+    should end well past it. A count that flickers between 7 and 8 settles late: look at the curve."""
     if not values:
         return None
     i = len(values) - 1
-    while i > 0 and values[i - 1] == values[i]:
+    while i > 0 and abs(values[i - 1] - values[-1]) <= tol:
         i -= 1
     return steps[i]
 
@@ -151,11 +152,12 @@ def sweep_table(sweep: dict | str | Path) -> list[dict]:
 
 def format_sweep_table(rows: list[dict], n_modes: int = RING["modes"]) -> str:
     """The rows of :func:`sweep_table` as the fixed-width text table the book prints."""
-    lines = [f"{'variant':34s} {f'modes (of {n_modes})':>14s} {'high quality':>15s}   "
+    width = max([len("variant")] + [len(r["label"]) for r in rows])
+    lines = [f"{'variant':{width}s} {f'modes (of {n_modes})':>14s} {'high quality':>15s}   "
              f"per seed (modes / HQ)   mode count settled at step"]
     for r in rows:
         per_seed = "  ".join(f"{m}/{q:.0%}" for m, q in zip(r["modes"], r["high_quality"]))
-        lines.append(f"{r['label']:34s} {r['modes_mean']:6.1f} ± {r['modes_std']:3.1f}   "
+        lines.append(f"{r['label']:{width}s} {r['modes_mean']:6.1f} ± {r['modes_std']:3.1f}   "
                      f"{r['hq_mean']:6.0%} ± {r['hq_std']:4.0%}   {per_seed}   "
                      f"{', '.join(str(s) for s in r['settled_at'])}")
     lines.append(f"(mean ± sample std over {len(rows[0]['seeds']) if rows else 0} seeds)")
