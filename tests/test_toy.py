@@ -17,7 +17,7 @@ from imagegen_lib.toy.gan import (ToyGANConfig, grid_centres, grid_of_gaussians,
 from imagegen_lib.toy.population import (PopAdam, PopLinear, coverage_score, population_groups, sample_population,
                                          train_population)
 from imagegen_lib.toy.recipes import RECIPE_SETS, RECIPES, recipe_config, recipe_names
-from imagegen_lib.toy.sweep import FORMAT, load_sweep, settled_step, sweep_table
+from imagegen_lib.toy.sweep import FORMAT, load_sweep, plan_steps, settled_step, sweep_table
 
 
 def test_ring_centres_and_samples():
@@ -186,6 +186,7 @@ def test_toy_sweep_cli_writes_one_json_that_the_table_reads(tmp_path, monkeypatc
     run = sweep["run"]
     assert run["command"] == "imagegen " + shlex.join(argv) and run["git_commit"] == "0123abc"
     assert run["device"].startswith("cpu") and run["torch"] == torch.__version__ and run["wall_seconds"] > 0
+    assert run["plan"] is None  # --steps given: no probe
     assert [v["name"] for v in sweep["variants"]] == ["baseline", "wgan-gp"]
     assert sweep["variants"][1]["config"]["d_steps"] == 5 and sweep["variants"][1]["config"]["betas"] == [0.0, 0.9]
     assert [p["d_steps"] for p in sweep["populations"]] == [1, 5]
@@ -201,21 +202,36 @@ def test_toy_sweep_cli_writes_one_json_that_the_table_reads(tmp_path, monkeypatc
     assert "baseline (non-saturating)" in capsys.readouterr().out
 
 
+def test_plan_steps_times_a_probe_and_fits_the_budget():
+    plan = plan_steps(600, ("baseline", "wgan-gp"), [0], probe_steps=3, eval_samples=200)
+    assert plan["steps"] >= 100 and plan["steps"] % 100 == 0
+    assert plan["seconds_per_step"] > 0 and plan["seconds_per_evaluation"] > 0 and plan["probe_seconds"] > 0
+    fits = (600 - plan["probe_seconds"]) / plan["seconds_per_step"]
+    assert plan["steps"] <= max(100, fits)
+
+
 def test_toy_sweep_refuses_an_unknown_recipe(tmp_path, capsys):
     assert cli.main(["toy-sweep", "--variants", "baseline,nope", "--out", str(tmp_path / "s.json")]) == 2
     assert "['nope'] not in recipe set 'paper'" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()
+    with pytest.raises(SystemExit):  # a step budget or a time budget, not both
+        cli.main(["toy-sweep", "--steps", "10", "--minutes", "1", "--out", str(tmp_path / "s.json")])
 
 
 def test_sweep_table_statistics_and_settling():
     curve = {"step": [10, 20, 30], "modes": [3, 5, 5], "high_quality": [0.1, 0.62, 0.6]}
-    sweep = {"format": FORMAT, "variants": [{"name": "a", "label": "A"}],
+    sweep = {"format": FORMAT, "steps": 30, "variants": [{"name": "a", "label": "A"}],
              "runs": [{"variant": "a", "seed": s, "modes": m, "high_quality": q, "curve": curve}
                       for s, m, q in [(1, 6, 0.5), (0, 8, 0.9), (2, 7, 0.7)]]}
     (row,) = sweep_table(sweep)
     assert row["seeds"] == [0, 1, 2] and row["modes"] == [8, 6, 7] and row["settled_at"] == [20, 20, 20]
     assert row["modes_mean"] == 7 and row["modes_std"] == pytest.approx(1.0)
     assert row["hq_mean"] == pytest.approx(0.7) and row["hq_std"] == pytest.approx(statistics.stdev([0.5, 0.9, 0.7]))
+    other = {**sweep, "steps": 60, "variants": [{"name": "b", "label": "B"}],
+             "runs": [{**r, "variant": "b"} for r in sweep["runs"]]}
+    assert [(r["variant"], r["steps"]) for r in sweep_table([sweep, other])] == [("a", 30), ("b", 60)]
+    with pytest.raises(ValueError, match="'a' is in more than one"):
+        sweep_table([sweep, sweep])
     assert settled_step([10, 20], [4, 4]) == 10 and settled_step([], []) is None
     assert settled_step([10, 20, 30, 40], [8, 7, 8, 8]) == 30 and settled_step([10, 20, 30, 40], [8, 7, 8, 8], tol=1) == 10
 

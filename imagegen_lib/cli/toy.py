@@ -3,7 +3,11 @@ once as stacked populations — written to one JSON that the book's table reads
 (:mod:`imagegen_lib.toy.sweep`).
 
     imagegen toy-sweep --set paper --seeds 5 --steps 6000 --device cuda --out runs/toy_sweep.json
+    imagegen toy-sweep --set all --minutes 3.5 --device cuda --out runs/toy_sweep.json   # as many steps as fit
     imagegen toy-sweep --variants baseline,wgan-gp --seeds 2 --steps 20 --device cpu --out /tmp/s.json
+
+``--minutes M`` times a short probe of every population first (:func:`~imagegen_lib.toy.sweep.plan_steps`)
+and picks the step budget that fits in M minutes, probe included; the JSON records the plan.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import time
 from pathlib import Path
 
 from ..core.runtime import device_name, resolve_device, run_metadata
-from .arg_types import int_at_least, positive_int
+from .arg_types import int_at_least, positive_float, positive_int
 from .registry import command
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["DEFAULT_STEPS", "add_arguments", "run"]
+
+DEFAULT_STEPS = 6000  # the baseline's mode count and sample quality have levelled off by then (CPU check)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -38,7 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="which recipes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in RECIPE_SETS.items()))
     p.add_argument("--variants", type=_names, default=None, help="only these recipes of the set, e.g. baseline,wgan-gp")
     p.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 per recipe")
-    p.add_argument("--steps", type=positive_int, default=6000, help="generator updates per GAN")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=positive_int, default=None, help="generator updates per GAN (default 6000)")
+    budget.add_argument("--minutes", type=positive_float, default=None,
+                        help="instead of --steps: as many steps as fit in this wall time (timed by a probe)")
     p.add_argument("--log-every", type=positive_int, default=None, help="curve resolution (default: steps/100)")
     p.add_argument("--eval-samples", type=positive_int, default=2500, help="samples scored per GAN")
     p.add_argument("--keep-samples", type=int_at_least(0), default=1000, help="samples per GAN kept in the JSON")
@@ -56,19 +65,25 @@ def _check_writable(path: Path) -> None:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ..toy.recipes import recipe_names
-    from ..toy.sweep import format_sweep_table, run_sweep, sweep_table, write_sweep
+    from ..toy.sweep import format_sweep_table, plan_steps, run_sweep, sweep_table, write_sweep
 
     names = recipe_names(args.recipe_set, args.variants)
     device = resolve_device(args.device)
     _check_writable(args.out)
-    print(f"toy-sweep: {len(names)} recipes x {args.seeds} seeds, {args.steps} steps on {device_name(device)}",
+    seeds, start, plan = list(range(args.seeds)), time.perf_counter(), None
+    steps = args.steps or DEFAULT_STEPS
+    if args.minutes is not None:
+        plan = plan_steps(60 * args.minutes, names, seeds, device=device, eval_samples=args.eval_samples)
+        steps = plan["steps"]
+        print(f"toy-sweep: {1000 * plan['seconds_per_step']:.1f} ms per step (probe: {plan['probe_seconds']:.0f} s) "
+              f"-> {steps} steps in {args.minutes:g} minutes", file=sys.stderr)
+    print(f"toy-sweep: {len(names)} recipes x {args.seeds} seeds, {steps} steps on {device_name(device)}",
           file=sys.stderr)
-    start = time.perf_counter()
-    report = run_sweep(names, list(range(args.seeds)), args.steps, device=device, log_every=args.log_every,
+    report = run_sweep(names, seeds, steps, device=device, log_every=args.log_every,
                        eval_samples=args.eval_samples, keep_samples=args.keep_samples,
                        say=lambda line: print(line, file=sys.stderr))
     meta = {k: v for k, v in run_metadata(argv, device, seed=0).items() if k != "seed"}  # seeds: report["seeds"]
-    report["run"] = {**meta, "wall_seconds": round(time.perf_counter() - start, 2)}
+    report["run"] = {**meta, "wall_seconds": round(time.perf_counter() - start, 2), "plan": plan}
     write_sweep(args.out, report)
     print(format_sweep_table(sweep_table(report)))
     print(f"wrote {args.out} ({report['run']['wall_seconds']:.1f} s)", file=sys.stderr)

@@ -17,7 +17,8 @@ The JSON (``format`` :data:`FORMAT`)::
      "runs": [{"variant", "seed", "modes", "high_quality", "counts",
                "curve": {"step": [...], "modes": [...], "high_quality": [...], "loss_d": [...], "loss_g": [...]},
                "samples": [[x, y], ...]}],
-     "run": {"command", "git_commit", "device", "torch", "wall_seconds"}}   # added by the CLI
+     "run": {"command", "git_commit", "device", "torch", "wall_seconds",
+             "plan": null or plan_steps()'s result}}   # "run" is added by the CLI
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import math
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -35,12 +36,13 @@ from .gan import mode_coverage, ring_centres, ring_of_gaussians
 from .population import coverage_score, population_groups, sample_population, train_population
 from .recipes import RECIPES, RING, recipe_config
 
-__all__ = ["FORMAT", "EVAL_SEED", "run_sweep", "write_sweep", "load_sweep", "sweep_table", "format_sweep_table",
-           "settled_step"]
+__all__ = ["FORMAT", "EVAL_SEED", "CURVE_ROWS", "run_sweep", "plan_steps", "write_sweep", "load_sweep",
+           "sweep_table", "format_sweep_table", "settled_step"]
 
 FORMAT = "imagegen-toy-sweep/1"
 EVAL_SEED = 12345  # sample_population's default: the same evaluation noise for every member
 CURVE_KEYS = ("modes", "high_quality", "loss_d", "loss_g")
+CURVE_ROWS = 100  # points per curve unless log_every is given
 
 
 def _ring_sampler(n, generator):
@@ -52,13 +54,13 @@ def run_sweep(names: tuple[str, ...], seeds: list[int], steps: int, device="cpu"
               say: Callable[[str], None] = lambda line: None) -> dict:
     """Train every recipe in ``names`` with every seed for ``steps`` generator updates; score them.
 
-    Returns the JSON's content (all but ``run``). ``log_every`` defaults to steps/100 (at least 1);
-    ``keep_samples`` of each run's ``eval_samples`` final samples are kept, rounded to 3 decimals.
+    Returns the JSON's content (all but ``run``). ``log_every`` defaults to steps/:data:`CURVE_ROWS`
+    (at least 1); ``keep_samples`` of each run's ``eval_samples`` final samples are kept, rounded to
+    3 decimals.
     """
-    log_every = log_every or max(1, steps // 100)
+    log_every = log_every or max(1, steps // CURVE_ROWS)
     centres = ring_centres(RING["modes"], RING["radius"])
-    members = [(name, seed) for name in names for seed in seeds]
-    configs = [recipe_config(name, seed, steps, log_every) for name, seed in members]
+    members, configs = _members(names, seeds, steps, log_every)
     runs, populations = [None] * len(members), []
     for group in population_groups(configs):
         start = time.perf_counter()
@@ -78,6 +80,41 @@ def run_sweep(names: tuple[str, ...], seeds: list[int], steps: int, device="cpu"
             "steps": steps, "log_every": log_every, "seeds": list(seeds),
             "variants": [_variant_record(name, configs[members.index((name, seeds[0]))]) for name in names],
             "populations": populations, "runs": runs}
+
+
+def _members(names, seeds, steps, log_every):
+    members = [(name, seed) for name in names for seed in seeds]
+    return members, [recipe_config(name, seed, steps, log_every) for name, seed in members]
+
+
+def plan_steps(seconds: float, names: tuple[str, ...], seeds: list[int], device="cpu", probe_steps: int = 100,
+               eval_samples: int = 2500, margin: float = 0.85) -> dict:
+    """How many generator steps of this sweep fit in ``seconds`` on ``device``?
+
+    Trains every population of the sweep for a few steps (a warm-up: CUDA's start, first launches),
+    then ``probe_steps`` timed, and times one coverage evaluation; the probe's own time counts
+    against ``seconds``. Of what is left, ``margin`` goes to training at the measured rate, less
+    the :data:`CURVE_ROWS` evaluations. Returns ``{"steps" (a multiple of 100, at least 100),
+    "seconds_per_step", "seconds_per_evaluation", "probe_seconds"}``.
+    """
+    start = time.perf_counter()
+    centres = ring_centres(RING["modes"], RING["radius"])
+    per_step = per_eval = 0.0
+    probe_configs = _members(names, seeds, probe_steps, probe_steps)[1]
+    for group in population_groups(probe_configs):
+        configs = [probe_configs[i] for i in group]
+        train_population([replace(c, steps=5, log_every=5) for c in configs], sampler=_ring_sampler, device=device)
+        timed = time.perf_counter()
+        pop = train_population(configs, sampler=_ring_sampler, device=device)
+        per_step += (time.perf_counter() - timed) / probe_steps
+        timed = time.perf_counter()
+        coverage_score(centres, RING["std"], eval_samples)(pop.G)
+        per_eval += time.perf_counter() - timed
+    probe = time.perf_counter() - start
+    left = margin * (seconds - probe) - CURVE_ROWS * per_eval
+    steps = max(100, int(left / per_step) // 100 * 100)
+    return {"steps": steps, "seconds_per_step": round(per_step, 6), "seconds_per_evaluation": round(per_eval, 4),
+            "probe_seconds": round(probe, 2)}
 
 
 def _variant_record(name, config) -> dict:
@@ -131,33 +168,40 @@ def _sample_std(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else math.nan
 
 
-def sweep_table(sweep: dict | str | Path) -> list[dict]:
+def sweep_table(sweep) -> list[dict]:
     """How did each recipe do? One row per variant, in the sweep's order: ``variant``, ``label``,
-    ``seeds``, per-seed ``modes`` / ``high_quality`` / ``settled_at`` (:func:`settled_step` of the
-    mode count), and ``modes_mean``, ``modes_std``, ``hq_mean``, ``hq_std`` (sample std, n - 1;
-    NaN for one seed). ``sweep``: the dict or the path of its JSON."""
-    if not isinstance(sweep, dict):
-        sweep = load_sweep(sweep)
-    rows = []
-    for variant in sweep["variants"]:
-        runs = sorted((r for r in sweep["runs"] if r["variant"] == variant["name"]), key=lambda r: r["seed"])
-        modes, hq = [r["modes"] for r in runs], [r["high_quality"] for r in runs]
-        rows.append({"variant": variant["name"], "label": variant["label"], "seeds": [r["seed"] for r in runs],
-                     "modes": modes, "high_quality": hq,
-                     "settled_at": [settled_step(r["curve"]["step"], r["curve"]["modes"]) for r in runs],
-                     "modes_mean": statistics.fmean(modes), "modes_std": _sample_std(modes),
-                     "hq_mean": statistics.fmean(hq), "hq_std": _sample_std(hq)})
+    ``steps``, ``seeds``, per-seed ``modes`` / ``high_quality`` / ``settled_at`` (:func:`settled_step`
+    of the mode count), and ``modes_mean``, ``modes_std``, ``hq_mean``, ``hq_std`` (sample std,
+    n - 1; NaN for one seed). ``sweep``: the dict or the path of its JSON, or a list of them (say,
+    one sweep per population, each run in its own call) in which no variant appears twice."""
+    sweeps = [s if isinstance(s, dict) else load_sweep(s) for s in (sweep if isinstance(sweep, list) else [sweep])]
+    rows: list[dict] = []
+    for one in sweeps:
+        for variant in one["variants"]:
+            if any(row["variant"] == variant["name"] for row in rows):
+                raise ValueError(f"variant {variant['name']!r} is in more than one of the sweeps; keep one")
+            rows.append(_table_row(one, variant))
     return rows
+
+
+def _table_row(sweep: dict, variant: dict) -> dict:
+    runs = sorted((r for r in sweep["runs"] if r["variant"] == variant["name"]), key=lambda r: r["seed"])
+    modes, hq = [r["modes"] for r in runs], [r["high_quality"] for r in runs]
+    return {"variant": variant["name"], "label": variant["label"], "steps": sweep["steps"],
+            "seeds": [r["seed"] for r in runs], "modes": modes, "high_quality": hq,
+            "settled_at": [settled_step(r["curve"]["step"], r["curve"]["modes"]) for r in runs],
+            "modes_mean": statistics.fmean(modes), "modes_std": _sample_std(modes),
+            "hq_mean": statistics.fmean(hq), "hq_std": _sample_std(hq)}
 
 
 def format_sweep_table(rows: list[dict], n_modes: int = RING["modes"]) -> str:
     """The rows of :func:`sweep_table` as the fixed-width text table the book prints."""
     width = max([len("variant")] + [len(r["label"]) for r in rows])
-    lines = [f"{'variant':{width}s} {f'modes (of {n_modes})':>14s} {'high quality':>15s}   "
+    lines = [f"{'variant':{width}s} {'steps':>6s} {f'modes (of {n_modes})':>14s} {'high quality':>15s}   "
              f"per seed (modes / HQ)   mode count settled at step"]
     for r in rows:
         per_seed = "  ".join(f"{m}/{q:.0%}" for m, q in zip(r["modes"], r["high_quality"]))
-        lines.append(f"{r['label']:{width}s} {r['modes_mean']:6.1f} ± {r['modes_std']:3.1f}   "
+        lines.append(f"{r['label']:{width}s} {r['steps']:6d} {r['modes_mean']:6.1f} ± {r['modes_std']:3.1f}   "
                      f"{r['hq_mean']:6.0%} ± {r['hq_std']:4.0%}   {per_seed}   "
                      f"{', '.join(str(s) for s in r['settled_at'])}")
     lines.append(f"(mean ± sample std over {len(rows[0]['seeds']) if rows else 0} seeds)")
