@@ -88,7 +88,7 @@ def _members(names, seeds, steps, log_every):
 
 
 def plan_steps(seconds: float, names: tuple[str, ...], seeds: list[int], device="cpu", probe_steps: int = 100,
-               eval_samples: int = 2500, margin: float = 0.85) -> dict:
+               eval_samples: int = 2500, margin: float = 0.8) -> dict:
     """How many generator steps of this sweep fit in ``seconds`` on ``device``?
 
     Trains every population of the sweep for a few steps (a warm-up: CUDA's start, first launches),
