@@ -280,7 +280,7 @@ def test_version(capsys):
 # The command registry: every command registers itself; --help lists what is registered
 # ---------------------------------------------------------------------------------------------
 
-COMMANDS = ["train", "sample", "ship", "eval", "eval-sr", "data"]
+COMMANDS = ["train", "sample", "ship", "eval", "eval-sr", "data", "toy-sweep"]
 MODELS = ["dcgan", "mlpgan", "classifier", "sr", "cgan", "vae", "ddpm"]
 
 
