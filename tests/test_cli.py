@@ -87,6 +87,30 @@ def test_resume_with_more_epochs_continues_the_step_count(trained, tmp_path, cap
     assert (run / "samples" / "step_0000008.png").is_file()
 
 
+def test_ema_and_r1_run_exports_both_generators_and_resumes_exactly(tmp_path, capsys):
+    """--ema/--r1: generator.safetensors (raw G) and generator_ema.safetensors (the EMA), both loadable
+    by what `imagegen eval` loads; 2 steps + --resume to 4 is the straight 4-step run, bit for bit."""
+    require_data("mnist")
+    from imagegen_lib.core.checkpoint import load_checkpoint
+
+    args = ["train", "dcgan", *TINY, "--ema", "0.99", "--r1", "2", "--r1-every", "3", "--no-progress"]
+    assert cli.main([*args, "--out", str(tmp_path / "straight")]) == 0
+    assert "EMA generator: " + str(tmp_path / "straight" / "generator_ema.safetensors") in capsys.readouterr().out
+    assert cli.main([*args, "--max-steps", "2", "--out", str(tmp_path / "resumed")]) == 0
+    assert cli.main([*args, "--resume", "--out", str(tmp_path / "resumed")]) == 0
+    straight, meta = load_checkpoint(tmp_path / "straight" / "last")
+    resumed, _ = load_checkpoint(tmp_path / "resumed" / "last")
+    assert straight.keys() == resumed.keys() and any(k.startswith("G_ema.") for k in straight)
+    assert [k for k in straight if not torch.equal(straight[k], resumed[k])] == []
+    assert (meta["config"]["ema"], meta["config"]["r1"], meta["config"]["r1_every"]) == (0.99, 2.0, 3)
+    for name, weights in (("generator", "raw"), ("generator_ema", "ema")):
+        G, gen_meta = load_generator(tmp_path / "resumed" / f"{name}.safetensors")
+        assert gen_meta["weights"] == weights and gen_meta["step"] == 4
+        assert G(torch.randn(2, 16)).shape == (2, 1, 28, 28)
+        assert all(torch.equal(v, straight[f"{'G_ema' if weights == 'ema' else 'G'}.{k}"])
+                   for k, v in G.state_dict().items())
+
+
 def test_existing_run_needs_resume(trained, capsys):
     assert cli.main(["train", "dcgan", *TINY, "--out", str(trained), "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -256,7 +280,7 @@ def test_version(capsys):
 # The command registry: every command registers itself; --help lists what is registered
 # ---------------------------------------------------------------------------------------------
 
-COMMANDS = ["train", "sample", "ship", "eval", "eval-sr", "data"]
+COMMANDS = ["train", "sample", "ship", "eval", "eval-sr", "data", "toy-sweep"]
 MODELS = ["dcgan", "mlpgan", "classifier", "sr", "cgan", "vae", "ddpm"]
 
 
@@ -350,6 +374,10 @@ def test_console_script(trained, tmp_path):
     (["train", "sr", "--arch", "resnet", "--out", "x", "--eval-every", "-1"], "--eval-every: must be >= 0, got -1"),
     (["train", "vae", "--out", "x", "--beta", "-1"], "--beta: must be >= 0, got -1.0"),
     (["train", "ddpm", "--out", "x", "--ema", "abc"], "--ema: expected a number, got 'abc'"),
+    (["train", "dcgan", "--out", "x", "--ema", "1"], "--ema: must be in [0, 1) (e.g. 0.999; 0: off), got 1.0"),
+    (["train", "dcgan", "--out", "x", "--ema", "-0.5"], "--ema: must be >= 0, got -0.5"),
+    (["train", "dcgan", "--out", "x", "--r1", "-1"], "--r1: must be >= 0, got -1.0"),
+    (["train", "dcgan", "--out", "x", "--r1-every", "0"], "--r1-every: must be >= 1, got 0"),
     (["eval", "real", "--n", "1.5"], "--n: expected a whole number, got '1.5'"),
 ])
 def test_bad_flag_values_say_what_was_expected(argv, message, capsys):

@@ -174,6 +174,28 @@ def test_resume_across_paths_is_exact(images128, tmp_path):
         _assert_same(straight.D, resumed.D)
 
 
+def test_ema_runs_on_the_fast_path_too(images128):
+    """The EMA follows G outside the step, so both paths give the same EMA generator, bit for bit."""
+    plain, fast = _run(images128, fast=False, ema=0.9), _run(images128, fast=True, ema=0.9)
+    _assert_same(plain.G_ema, fast.G_ema)
+    _assert_same(plain.G, fast.G)
+
+
+def test_r1_runs_on_the_plain_step_only(images128):
+    """R1's double backward is not in the fast step: by default a run with it takes the plain step
+    (on CUDA too), and asking for the fast one is a clear error rather than a run without R1."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert fast_path_reason(cuda, False, r1=True).startswith("R1 (--r1) needs a double backward")
+    assert use_fast_step(None, cuda, False, r1=True) is False
+    with pytest.raises(ValueError, match=r"fast=True is not available here: R1 \(--r1\)"):
+        use_fast_step(True, cpu, False, r1=True)
+    with pytest.raises(ValueError, match=r"fast=True is not available here: R1 \(--r1\)"):
+        _run(images128, fast=True, r1=1.0)
+    G, D, og, od = _pair()
+    with pytest.raises(ValueError, match="the fast step can't train this run: R1"):
+        make_step(G, D, og, od, images128, make_tiny_config(r1=1.0), cpu, fast=True)
+
+
 def test_conditional_gan_runs_the_fast_path_too(mnist_tiny):
     images, labels = mnist_tiny[0][:128], mnist_tiny[1][:128]
     runs = [train_gan(make_tiny_config(arch="cgan", epochs=1, log_every=2, sample_every=1000), images=images,

@@ -124,7 +124,7 @@ MAY_IMPORT = {
     "metrics": {"core", "generators"},  # `imagegen eval` samples any shipped generator
     "practice": {"core", "gan", "toy"},  # the drills train toy GANs with the real losses and step
     "book": {"core", "practice"},
-    "cli": {"core", "gan", "vae", "diffusion", "sr", "metrics", "generators"},
+    "cli": {"core", "gan", "vae", "diffusion", "sr", "metrics", "generators", "toy"},  # toy: `imagegen toy-sweep`
 }
 
 

@@ -83,6 +83,19 @@ def test_r1_penalty_linear_critic():
     assert L.r1_penalty(critic, torch.randn(8, 2), gamma=2.0).item() == pytest.approx(25.0)
 
 
+@pytest.mark.parametrize("gamma", [0.1, 2.0, 10.0])
+def test_r1_from_scores_linear_critic_and_its_gradient(gamma):
+    """D(x) = w·x has ∇_x D = w at every x: the penalty is γ/2·||w||² exactly, and its gradient
+    w.r.t. the critic's weights (what training follows, through create_graph) is γ·w."""
+    critic = Linear([3.0, -4.0, 12.0])
+    x = torch.randn(5, 3).requires_grad_(True)
+    penalty = L.r1_from_scores(critic(x), x, gamma)
+    assert penalty.item() == pytest.approx(gamma / 2 * 169.0, rel=1e-6)
+    assert penalty.item() == pytest.approx(L.r1_penalty(critic, x, gamma).item(), rel=1e-6)
+    penalty.backward()
+    assert torch.allclose(critic.w.grad, gamma * critic.w.detach(), rtol=1e-6)
+
+
 def test_instance_noise():
     x = torch.zeros(20000, 2)
     assert L.add_instance_noise(x, 0.0) is x

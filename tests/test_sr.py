@@ -16,9 +16,11 @@ from imagegen_lib.sr import data as sr_data
 from imagegen_lib.core.checkpoint import load_checkpoint
 from imagegen_lib.core.data import DataCorruptedError, DataNotFoundError
 from imagegen_lib.sr.imresize import imresize, imresize_uint8
-from imagegen_lib.sr.metrics import (BICUBIC_BASELINES, check_image, evaluate_sr, gray_levels, psnr, rgb_to_y,
-                                     rgb_to_ycbcr, score_sr, ssim, ycbcr_to_rgb)
-from imagegen_lib.sr.models import SR_ARCHS, build_sr, count_parameters, self_ensemble, super_resolve
+from imagegen_lib.sr.metrics import (BICUBIC_BASELINES, check_image, evaluate_sr, gradient_energy,
+                                     gradient_energy_ratio, gray_levels, psnr, rgb_to_y, rgb_to_ycbcr, score_sr, ssim,
+                                     ycbcr_to_rgb)
+from imagegen_lib.sr.models import (SR_ARCHS, PatchDiscriminator, build_sr, count_parameters, self_ensemble,
+                                    super_resolve)
 from imagegen_lib.sr.data import PatchSampler, load_sr_set, make_lr, modcrop
 from imagegen_lib.sr.train import SRConfig, load_sr_model, train_sr
 
@@ -76,6 +78,30 @@ def test_psnr_and_ssim_basics():
     assert psnr(a, a + 2.0) == pytest.approx(10 * math.log10(255 ** 2 / 4))
     b = a + torch.randn(40, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 10
     assert ssim(a, b) == pytest.approx(ssim(b, a)) and 0 < ssim(a, b) < 1
+
+
+def test_gradient_energy_ratio_measures_fine_detail_against_the_truth():
+    hr = load_sr_set("Set5")[2].hr.double()  # butterfly: sharp edges
+    assert gradient_energy_ratio(hr, hr) == 1.0
+    blurred = torch.nn.functional.avg_pool2d(hr[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+    noisy = hr + 10 * torch.randn(hr.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert gradient_energy_ratio(blurred, hr) < 0.7 and gradient_energy_ratio(noisy, hr) > 1.1
+    assert gradient_energy_ratio(3 * hr + 7, hr) == pytest.approx(9.0)  # contrast squared; offsets don't count
+    ramp = torch.arange(4.0).expand(4, 4)  # steps of 1 along x, none along y
+    assert gradient_energy(ramp) == 1.0 and gradient_energy(torch.ones(4, 4)) == 0.0
+    assert gradient_energy_ratio(torch.ones(4, 4), torch.zeros(4, 4)) == 1.0
+    assert gradient_energy_ratio(ramp, torch.zeros(4, 4)) == math.inf
+    with pytest.raises(ValueError, match="shapes differ"):
+        gradient_energy_ratio(hr[:, :10], hr)
+    with pytest.raises(ValueError, match="at least 2x2"):
+        gradient_energy(torch.ones(1, 5))
+
+
+@needs_data("Set5")
+def test_bicubic_is_smoother_than_the_truth():
+    result = evaluate_sr("bicubic", "Set5", 3, with_ssim=False)
+    assert all(0.1 < row["grad_energy_ratio"] < 0.6 for row in result["images"])  # 0.15 (head) .. 0.44
+    assert result["grad_energy_ratio"] == pytest.approx(sum(r["grad_energy_ratio"] for r in result["images"]) / 5)
 
 
 @needs_data("Set5")
@@ -204,6 +230,14 @@ def test_untrained_resnet_is_exactly_bicubic_and_self_ensemble_inverts_its_trans
     assert torch.allclose(self_ensemble(model, x), model(x), atol=1e-6)  # bicubic is flip/rotation-equivariant
 
 
+def test_patch_discriminator_gives_one_logit_per_8x8_pixels():
+    D = PatchDiscriminator(channels=1, width=8)
+    assert D(torch.rand(2, 1, 96, 64)).shape == (2, 1, 12, 8)
+    assert any(k.endswith("_u") for k in D.state_dict())  # spectral norm's power-iteration state is saved
+    with pytest.raises(ValueError, match="at least 8x8"):
+        D(torch.rand(2, 1, 4, 4))
+
+
 def test_checkpoint_budget_and_unknown_names():
     assert max(count_parameters(build_sr("resnet", s)) for s in (2, 3, 4)) * 4 < manifest.MAX_BYTES
     with pytest.raises(ValueError, match=r"\['espcn', 'resnet', 'srcnn'\]"):
@@ -249,6 +283,9 @@ def test_config_is_checked():
         SRConfig(arch="edsr", steps=1)
     with pytest.raises(ValueError, match="scale must be 2, 3 or 4"):
         SRConfig(arch="espcn", scale=5, steps=1)
+    for bad in ({"adv_weight": -1e-3}, {"adv_weight": math.nan}, {"d_lr": 0.0}):
+        with pytest.raises(ValueError, match="adv_weight >= 0"):
+            SRConfig(arch="resnet", steps=1, **bad)
     assert SRConfig(arch="srcnn", steps=1).color == "y" and SRConfig(arch="resnet", steps=1).global_skip
 
 
@@ -303,6 +340,55 @@ def test_train_sr_refusals(cli_run, capsys):
     assert "invalid choice: 'vdsr'" in capsys.readouterr().err
 
 
+ADV_TRAIN = ["--adv-weight", "0.01", "--d-lr", "2e-4"]
+
+
+@pytest.fixture(scope="module")
+def adv_run(cli_run, tmp_path_factory) -> Path:
+    """The tiny net of ``cli_run`` fine-tuned for 6 steps with an adversarial term (the book's plan)."""
+    out = tmp_path_factory.mktemp("sr_adv") / "run"
+    assert cli.main(["train", "sr", "--arch", "resnet", "--out", str(out), "--steps", "6", *TINY_TRAIN, *ADV_TRAIN,
+                     "--init-from", str(cli_run / "model.safetensors")]) == 0
+    return out
+
+
+def test_adversarial_run_saves_its_discriminator_and_exports_the_sr_net_alone(adv_run, cli_run):
+    tensors, meta = load_checkpoint(adv_run / "last")
+    assert any(k.startswith("disc.") for k in tensors) and any(k.startswith("opt_d.") for k in tensors)
+    assert meta["config"]["adv_weight"] == 0.01 and meta["config"]["d_lr"] == 2e-4
+    losses = [r for r in meta["history"] if "loss" in r]
+    assert len(losses) == 3 and all(0 < r["g_adv"] and 0 < r["d_loss"] for r in losses)
+    model, model_meta = load_sr_model(adv_run / "model.safetensors")
+    assert model_meta["init_from"]["kept_fresh"] == [] and model_meta["discriminator_parameters"] > 0
+    assert model_meta["config"]["adv_weight"] == 0.01
+    assert model(torch.rand(1, 3, 6, 6)).shape == (1, 3, 12, 12)
+    plain, plain_meta = load_checkpoint(cli_run / "last")  # adv_weight 0: no discriminator at all
+    assert not any(k.startswith(("disc.", "opt_d.")) for k in plain) and "g_adv" not in plain_meta["history"][0]
+
+
+def test_adversarial_resume_continues_exactly(adv_run, cli_run, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "sr", "--arch", "resnet", "--out", str(run), "--steps", "6", *TINY_TRAIN, *ADV_TRAIN,
+            "--init-from", str(cli_run / "model.safetensors")]
+    assert cli.main([*args, "--max-steps", "3"]) == 0
+    assert cli.main([*args, "--resume"]) == 0
+    whole, whole_meta = load_checkpoint(adv_run / "last")
+    resumed, resumed_meta = load_checkpoint(run / "last")
+    assert resumed_meta["step"] == 6 and set(whole) == set(resumed)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)  # D, its Adam and its _u/_v included
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole_meta["history"]]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in resumed_meta["history"]]
+
+
+def test_adversarial_refusals(adv_run, capsys):
+    base = ["train", "sr", "--arch", "resnet", "--out", str(adv_run), "--steps", "6", *TINY_TRAIN]
+    with pytest.raises(SystemExit) as e:
+        cli.main([*base, "--adv-weight", "-0.01"])
+    assert e.value.code == 2 and "--adv-weight: must be >= 0, got -0.01" in capsys.readouterr().err
+    assert cli.main([*base, "--resume", "--adv-weight", "0.02", "--d-lr", "2e-4"]) == 2
+    assert "adv_weight=0.02 (run has 0.01)" in capsys.readouterr().err
+
+
 def test_fine_tuning_another_scale_keeps_the_body(cli_run, tmp_path):
     out = tmp_path / "x3"
     assert cli.main(["train", "sr", "--arch", "resnet", "--out", str(out), "--steps", "1", *TINY_TRAIN[2:],
@@ -320,10 +406,11 @@ def test_eval_sr_bicubic_prints_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bicubic.json"
     assert cli.main(["eval-sr", "bicubic", "--set", "Set5", "--scale", "4", "--json", str(out), "--verbose"]) == 0
     text = capsys.readouterr().out
-    assert "Set5    x4  Y-PSNR  28.43 dB  SSIM 0.8111" in text and "butterfly" in text
+    assert "Set5    x4  Y-PSNR  28.43 dB  SSIM 0.8111  grad-energy 0." in text and "butterfly" in text
     report = json.loads(out.read_text())
     (result,) = report["results"]["single"]
     assert result["psnr"] == pytest.approx(28.42, abs=0.05) and len(result["images"]) == 5
+    assert 0 < result["grad_energy_ratio"] < 1 and "grad_energy_ratio" in result["images"][0]
     assert report["protocol"] == {"channel": "y", "shave_border": True, "lr_resize": "matlab"}
 
 

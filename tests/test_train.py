@@ -11,9 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from imagegen_lib.gan.losses import d_loss_bce, g_loss_nonsaturating
+from imagegen_lib.core.training import ema_update
+from imagegen_lib.gan import train as gan_train
+from imagegen_lib.gan.losses import d_loss_bce, g_loss_nonsaturating, r1_penalty
 from imagegen_lib.gan.models import MLPDiscriminator, MLPGenerator, build_gan
-from imagegen_lib.gan.step import gan_train_step
+from imagegen_lib.gan.step import gan_train_step, r1_step
 from imagegen_lib.gan.train import GANConfig, load_generator, sample_images, train_gan
 
 from conftest import make_tiny_config
@@ -296,6 +298,10 @@ def test_bad_images_are_rejected(images128, make, match):
     (dict(lr=0.0), "lr must be > 0"),
     (dict(g_loss="wgan"), "unknown generator loss"),
     (dict(arch="vae"), "unknown GAN architecture"),
+    (dict(ema=1.0), r"ema \(a decay\) must be in \[0, 1\), got 1.0"),
+    (dict(ema=-0.1), r"ema \(a decay\) must be in \[0, 1\)"),
+    (dict(r1=-1.0), r"r1 \(the penalty weight gamma\) must be >= 0, got -1.0"),
+    (dict(r1_every=0), "r1_every must be >= 1, got 0"),
 ])
 def test_bad_config(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -344,3 +350,120 @@ def test_history_after_resume_averages_only_the_steps_it_holds(images128, tmp_pa
     for row, steps in zip(resumed, ([1, 2, 3], [4], [5, 6], [7, 8])):
         for key in ("loss_d", "loss_g", "d_real", "d_fake"):
             assert row[key] == pytest.approx(np.mean([per_step[s][key] for s in steps]), rel=1e-5), (row["step"], key)
+
+
+# ---------------------------------------------------------------------------------------------
+# EMA of G's weights and the (lazy) R1 penalty
+# ---------------------------------------------------------------------------------------------
+
+STABLE = dict(ema=0.9, r1=1.0, r1_every=3)  # 8 steps: R1 on steps 0, 3, 6 (weighted 3·γ)
+
+
+@pytest.fixture(scope="module")
+def stable_run(images128, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stable")
+    return out, _train(images128, out, **STABLE)
+
+
+def test_r1_step_is_an_adam_step_on_the_penalty_alone():
+    """Lazy R1's D step: D moves along γ/2·E||∇_x D(x_real)||² and nothing else; G is not touched."""
+    torch.manual_seed(0)
+    D = MLPDiscriminator(hidden=(32,))
+    D2 = copy.deepcopy(D)
+    opt, opt2 = (torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.5, 0.999)) for m in (D, D2))
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+
+    penalty = r1_step(D, opt, real, gamma=5.0)
+
+    expected = r1_penalty(D2, real, gamma=5.0)
+    opt2.zero_grad()
+    expected.backward()
+    for p in D2.parameters():  # ∇_x D doesn't depend on D's last bias: its gradient is 0 (and Adam's state moves)
+        p.grad = torch.zeros_like(p) if p.grad is None else p.grad
+    opt2.step()
+    _assert_same_state(_state(D2), _state(D))
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-6) and penalty.item() > 0
+    assert not penalty.requires_grad and not real.requires_grad  # the caller's batch is left alone
+
+
+def test_r1_is_lazy_on_the_runs_own_steps(stable_run):
+    """R1's D step follows the updates of steps 0, k, 2k (history rows 1, k+1, …); 0 is logged in between."""
+    _, result = stable_run
+    r1 = [r["r1"] for r in result.history]
+    assert [i for i, v in enumerate(r1) if v > 0] == [0, 3, 6]
+    assert all(v == 0 for i, v in enumerate(r1) if i not in (0, 3, 6))
+
+
+def test_ema_follows_every_g_step(images128, monkeypatch):
+    """G_ema = the EMA (with warm-up) of G's weights after each of the run's steps; buffers: G's."""
+    seen = []
+
+    def recording(ema_params, params, step, decay):
+        seen.append((step, decay, [p.detach().clone() for p in params]))
+        ema_update(ema_params, params, step, decay)
+
+    monkeypatch.setattr(gan_train, "ema_update", recording)
+    result = _train(images128, ema=0.9)
+    assert [(s, d) for s, d, _ in seen] == [(s, 0.9) for s in range(8)]
+    torch.manual_seed(3)  # the run's seed: the initial G, which the EMA starts from
+    G0, _ = build_gan("dcgan", z_dim=16, width=8)
+    expected = [p.detach().clone() for p in G0.parameters()]
+    for step, decay, params in seen:
+        ema_update(expected, params, step, decay)
+    assert all(torch.equal(a, b) for a, b in zip(expected, result.G_ema.parameters()))
+    assert torch.equal(seen[-1][2][0], next(result.G.parameters()))  # the weights *after* each update
+    assert not torch.equal(expected[0], seen[-1][2][0])
+    for (name, b_ema), b in zip(result.G_ema.named_buffers(), result.G.buffers()):
+        assert torch.equal(b_ema, b), name
+
+
+def test_ema_and_r1_leave_the_raw_run_alone_without_them(images128, straight_run):
+    """Off by default: the same run as before the options existed (same weights, same history keys)."""
+    _, straight = straight_run
+    assert straight.G_ema is None and "r1" not in straight.history[0]
+    with_ema = _train(images128, ema=0.999)  # the EMA only watches: G and D train as without it
+    _assert_same_state(_state(straight.G), _state(with_ema.G))
+    _assert_same_state(_state(straight.D), _state(with_ema.D))
+
+
+def test_stable_run_exports_both_generators(stable_run):
+    out, result = stable_run
+    raw, raw_meta = load_generator(out / "generator.safetensors")
+    ema, ema_meta = load_generator(out / "generator_ema.safetensors")
+    _assert_same_state(_state(result.G), raw.state_dict())
+    _assert_same_state(_state(result.G_ema), ema.state_dict())
+    assert raw_meta["weights"] == "raw" and "ema_decay" not in raw_meta
+    assert (ema_meta["weights"], ema_meta["ema_decay"], ema_meta["step"]) == ("ema", 0.9, 8)
+    assert {k: ema_meta["config"][k] for k in STABLE} == STABLE  # in the run's settings too
+    assert not torch.equal(sample_images(raw, 4), sample_images(ema, 4))
+
+
+def test_stable_run_resumes_exactly(images128, stable_run, tmp_path):
+    """Stopped at step 4 (between R1 steps 3 and 6) and resumed: G, D, the EMA, the history — bit for bit."""
+    _, straight = stable_run
+    _train(images128, tmp_path, max_steps=4, **STABLE)
+    resumed = _train(images128, tmp_path, resume=True, **STABLE)
+    assert resumed.steps == 8
+    for a, b in ((straight.G, resumed.G), (straight.D, resumed.D), (straight.G_ema, resumed.G_ema)):
+        _assert_same_state(_state(a), _state(b))
+    assert [r["r1"] for r in resumed.history] == [r["r1"] for r in straight.history]
+    assert _losses(resumed.history) == _losses(straight.history)
+    G_ema, _ = load_generator(tmp_path / "generator_ema")
+    _assert_same_state(_state(straight.G_ema), G_ema.state_dict())
+    with pytest.raises(ValueError, match=r"ema=0\.5 \(run has 0\.9\)"):
+        _train(images128, tmp_path, resume=True, **{**STABLE, "ema": 0.5})
+
+
+def test_r1_on_cuda_says_it_trains_with_the_plain_step(images128, monkeypatch, capsys):
+    """Where the fast step would be the default (stood in for by a CPU here), R1 picks the plain step
+    and says so in one line; without R1 nothing is said."""
+    from imagegen_lib.gan import stepper
+
+    monkeypatch.setattr(gan_train, "fast_path_reason",
+                        lambda device, ddp, r1=False: stepper.fast_path_reason(torch.device("cuda"), ddp, r1))
+    _train(images128, epochs=1, max_steps=1, r1=1.0)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["--r1: training with the plain (eager) step: R1 (--r1) needs a double backward through D "
+                   "every few steps, which the CUDA-graph step does not capture"]
+    _train(images128, epochs=1, max_steps=1, ema=0.9)
+    assert capsys.readouterr().err == ""

@@ -12,9 +12,10 @@
     imagegen sample runs/ddpm/model.safetensors --sampler ddim --steps 50; ... cgan ... --label 3
     imagegen train sr --arch resnet --scale 3 --out runs/sr --minutes 6    # super-resolution (cli/sr.py)
     imagegen eval-sr runs/sr/model.safetensors --set Set5 Set14 [--self-ensemble]   # Y-PSNR / SSIM
+    imagegen toy-sweep --set paper --seeds 5 --steps 6000 --device cuda --out runs/toy_sweep.json   # Q4's fixes
 
 One module per command registers it (:mod:`.registry`): ``train`` (its models are the rows of
-``train.TRAINERS``), ``sample``, ``ship``, ``eval``, ``eval_sr``, ``data``; :mod:`.main` builds the
+``train.TRAINERS``), ``sample``, ``ship``, ``eval``, ``eval_sr``, ``data``, ``toy``; :mod:`.main` builds the
 parser from them. Bad input (unknown model, bad flag value, unwritable --out, missing data, broken
 checkpoint) ends with one line ``imagegen: error: ...`` and exit status 2; ``IMAGEGEN_DEBUG=1``
 shows the traceback.

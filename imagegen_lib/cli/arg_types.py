@@ -7,7 +7,7 @@ import argparse
 from typing import Callable
 
 __all__ = ["int_at_least", "positive_int", "float_above", "positive_float", "non_negative_float",
-           "comma_separated", "unet_widths", "scale_factors"]
+           "decay", "comma_separated", "unet_widths", "scale_factors"]
 
 
 def int_at_least(minimum: int):
@@ -39,6 +39,14 @@ def float_above(minimum: float, inclusive: bool):
 positive_int = int_at_least(1)
 positive_float = float_above(0, inclusive=False)
 non_negative_float = float_above(0, inclusive=True)
+
+
+def decay(text: str) -> float:
+    """A moving average's decay: a number in [0, 1) (0: no averaging; 1 would never move)."""
+    value = non_negative_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (e.g. 0.999; 0: off), got {value}")
+    return value
 
 
 def comma_separated(item: Callable[[str], float], expected: str, valid: Callable[[tuple], bool], rule: str):

@@ -5,6 +5,9 @@ on Set5/Set14/BSD100, by the SRCNN/EDSR protocol unless flags change one step of
     imagegen eval-sr bicubic --set Set5 --scale 3            # the published baseline: 30.39 dB
     imagegen eval-sr bicubic --set Set5 --scale 3 --channel rgb --no-shave --lr-resize pil   # other protocols
 
+Beside PSNR and SSIM (distortion) it prints the gradient energy ratio (image statistics: 1 = as
+much fine detail as the ground truth; :func:`imagegen_lib.sr.metrics.gradient_energy_ratio`).
+
 ``--manifest`` records the standard protocol's numbers in ``checkpoints/MANIFEST.json``: a shipped
 model's entry, or the ``sr-bicubic-x<scale>`` floor.
 """

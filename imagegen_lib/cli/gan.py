@@ -3,11 +3,13 @@
     imagegen train dcgan --epochs 20 --out runs/dcgan [--device cuda] [--resume]
     imagegen train mlpgan --epochs 50 --out runs/mlpgan
     imagegen train cgan --epochs 30 --out runs/cgan                 # class-conditional DCGAN
+    imagegen train dcgan --ema 0.999 --r1 1 --out runs/stable       # + EMA generator, lazy R1 penalty
     torchrun --standalone --nproc_per_node 2 -m imagegen_lib.cli train dcgan --out runs/ddp
 
 On a GPU the step runs as one CUDA graph in bf16 (``--fp32``: float32; ``--eager``: the plain
 PyTorch loop). Under ``torchrun`` each process joins the process group (:mod:`imagegen_lib.core.distributed`)
-and rank 0 alone prints.
+and rank 0 alone prints. ``--ema`` also writes ``generator_ema.safetensors`` (score it with
+``imagegen eval``, as ``generator.safetensors``); ``--r1`` trains with the plain step (said in one line).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 
 from ..core.data_files import DATASETS
 from ..core.runtime import device_name, resolve_device, run_metadata
-from .arg_types import positive_int
+from .arg_types import decay, non_negative_float, positive_int
 from .common import add_every_args, add_train_args
 
 __all__ = ["add_arguments", "add_mlp_arguments", "run"]
@@ -32,6 +34,14 @@ def add_arguments(p: argparse.ArgumentParser, width: bool = True) -> None:
         p.add_argument("--width", type=positive_int, default=64, help="channel width (64: 1.9M-param G)")
     p.add_argument("--g-loss", choices=["nonsaturating", "saturating"], default="nonsaturating")
     p.add_argument("--beta1", type=float, default=0.5)
+    p.add_argument("--ema", type=decay, default=0.0, metavar="DECAY",
+                   help="keep an EMA of G's weights with this decay (e.g. 0.999) and export it as "
+                        "generator_ema.safetensors beside generator.safetensors (default 0: off)")
+    p.add_argument("--r1", type=non_negative_float, default=0.0, metavar="GAMMA",
+                   help="R1 penalty GAMMA/2·E||∇D(x_real)||² on D (default 0: off; runs the plain step on a GPU)")
+    p.add_argument("--r1-every", type=positive_int, default=16, metavar="K",
+                   help="lazy R1: an extra D step on the penalty weighted by K, every K-th step "
+                        "(default 16, as StyleGAN2)")
     add_every_args(p, log_every=50, sample_every=500, ckpt_every=1000)
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--bf16", action="store_true", default=None,
@@ -56,7 +66,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                        width=getattr(args, "width", 64), epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr or GANConfig.lr, beta1=args.beta1, g_loss=args.g_loss, seed=args.seed,
                        limit=args.limit, log_every=args.log_every, sample_every=args.sample_every,
-                       ckpt_every=args.ckpt_every, bf16=args.bf16)
+                       ckpt_every=args.ckpt_every, bf16=args.bf16, ema=args.ema, r1=args.r1,
+                       r1_every=args.r1_every)
     dist_info = distributed.init_from_env(args.device)  # under torchrun: join its process group; else None
     device = dist_info.device if dist_info else resolve_device(args.device)
     meta = run_metadata(argv, device, args.seed)
@@ -72,5 +83,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     last = result.history[-1] if result.history else {}
     say(f"done: {result.steps} steps in {result.seconds:.1f} s; "
         f"D loss {last.get('loss_d', float('nan')):.3f}, G loss {last.get('loss_g', float('nan')):.3f}; "
-        f"generator: {args.out / 'generator.safetensors'}")
+        f"generator: {args.out / 'generator.safetensors'}"
+        + (f", EMA generator: {args.out / 'generator_ema.safetensors'}" if result.G_ema is not None else ""))
     return 0

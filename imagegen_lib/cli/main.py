@@ -17,7 +17,7 @@ from . import registry
 __all__ = ["COMMAND_MODULES", "build_parser", "ordered_commands", "main"]
 
 # Each module registers its command when imported; this order is the order of `imagegen --help`.
-COMMAND_MODULES = ("train", "sample", "ship", "eval", "eval_sr", "data")
+COMMAND_MODULES = ("train", "sample", "ship", "eval", "eval_sr", "data", "toy")
 
 EXIT_USAGE = 2
 

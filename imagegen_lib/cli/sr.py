@@ -2,6 +2,8 @@
 
     imagegen train sr --arch resnet --scale 3 --out runs/sr_resnet_x3 --minutes 6 [--device cuda --bf16]
     imagegen train sr --arch espcn --scale 3 --out runs/espcn --steps 20000 [--resume]
+    imagegen train sr --arch resnet --scale 3 --color y --out runs/sr_gan_x3 --steps 3000 --lr 1e-4 \
+        --init-from checkpoints/sr_resnet_x3.safetensors --adv-weight 5e-3    # + a GAN term: sharper, lower PSNR
 
 Its flags are its own, not the GANs' (:mod:`.common`): the schedule is counted in steps and/or
 minutes, not epochs. ``imagegen eval-sr`` (:mod:`.eval_sr`) scores the result.
@@ -14,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..core.runtime import device_name, resolve_device, run_metadata
-from .arg_types import int_at_least, positive_float, scale_factors
+from .arg_types import int_at_least, non_negative_float, positive_float, scale_factors
 
 __all__ = ["add_arguments", "run"]
 
@@ -47,6 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int_at_least(1), default=d["batch_size"].default)
     p.add_argument("--lr", type=positive_float, default=d["lr"].default, help="peak learning rate")
     p.add_argument("--loss", choices=["l1", "mse"], default=d["loss"].default)
+    p.add_argument("--adv-weight", type=non_negative_float, default=d["adv_weight"].default,
+                   help="weight W of an adversarial term: loss = pixel loss + W * GAN loss against a patch "
+                        "discriminator (default 0: off; e.g. 5e-3 to fine-tune an --init-from model)")
+    p.add_argument("--d-lr", type=positive_float, default=d["d_lr"].default,
+                   help="the discriminator's peak learning rate (with --adv-weight; default %(default)g)")
     p.add_argument("--warmup", type=float, default=d["warmup"].default, help="fraction of the schedule")
     p.add_argument("--downscales", type=scale_factors, default=FSRCNN_DOWNSCALES,
                    help="T91 also shrunk by these factors (default: FSRCNN's 1,0.9,0.8,0.7,0.6; '1' for none)")
@@ -83,7 +90,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise ValueError("say how long to train: --steps N and/or --minutes M")
     config = SRConfig(arch=args.arch, scale=args.scale, color=args.color, width=args.width, blocks=args.blocks,
                       res_scale=args.res_scale, global_skip=args.global_skip, patch=args.patch,
-                      batch_size=args.batch_size, lr=args.lr, loss=args.loss, steps=args.steps,
+                      batch_size=args.batch_size, lr=args.lr, loss=args.loss, adv_weight=args.adv_weight,
+                      d_lr=args.d_lr, steps=args.steps,
                       minutes=args.minutes, warmup=args.warmup, downscales=args.downscales, ema=args.ema,
                       grad_clip=args.grad_clip, seed=args.seed, log_every=args.log_every,
                       eval_every=args.eval_every, ckpt_every=args.ckpt_every, bf16=args.bf16,

@@ -95,8 +95,19 @@ def r1_penalty(critic, real: torch.Tensor, gamma: float = 10.0) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): ``gamma/2 * E||∇_x D(x)||²`` on *real* data only — it pushes D
     towards flat on the data manifold, which is what makes the Dirac-GAN converge (Q4)."""
     x = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return 0.5 * gamma * grad.flatten(1).pow(2).sum(1).mean()
+    return r1_from_scores(critic(x), x, gamma)
+
+
+def r1_from_scores(scores: torch.Tensor, x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """:func:`r1_penalty` when the caller computes ``scores = D(x)`` from an ``x`` that requires grad
+    (a conditional D takes labels too; the forward pass may run under autocast).
+
+    ``create_graph=True``: the penalty is part of D's loss, so its gradient w.r.t. D's weights (a
+    double backward) must exist. The gradient of the *summed* scores is each image's own gradient
+    when D treats images independently (with batch norm in D, a batch's images also share statistics).
+    """
+    (grad,) = torch.autograd.grad(scores.float().sum(), x, create_graph=True)
+    return 0.5 * gamma * grad.float().flatten(1).pow(2).sum(1).mean()
 
 
 def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -111,4 +122,4 @@ def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 __all__ += ["d_loss_bce_smoothed", "add_instance_noise", "wgan_critic_loss", "wgan_generator_loss",
-            "gradient_penalty", "r1_penalty", "hinge_d_loss", "hinge_g_loss"]
+            "gradient_penalty", "r1_penalty", "r1_from_scores", "hinge_d_loss", "hinge_g_loss"]

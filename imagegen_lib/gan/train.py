@@ -14,10 +14,16 @@ The loop calls one interface for its updates, :class:`~.stepper.GANStep`: on a C
 the fast step of :mod:`.fast_step` (the whole update as one CUDA graph: several times the images/s),
 elsewhere, with ``fast=False`` / ``--eager``, or under ``torchrun`` (DistributedDataParallel) the
 plain one. Both make the same updates from the same numbers (:mod:`.stepper`).
+
+Two stabilisers are options: ``ema`` keeps an exponential moving average of G's weights (exported
+beside G as ``generator_ema``; it runs on either path), ``r1`` adds a D step on the R1 penalty every
+``r1_every`` steps (plain step only: a CUDA run asked for it trains with the plain step and says so).
 """
 
 from __future__ import annotations
 
+import copy
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -32,12 +38,12 @@ from ..core.checkpoint import (CheckpointError, load_checkpoint, load_optimizer,
                                save_checkpoint)
 from ..core.data import check_tanh_images
 from ..core.runtime import resolve_device
-from ..core.training import check_resume_settings
+from ..core.training import check_resume_settings, ema_update
 from .conditional import balanced_labels, build_cgan, check_labels
 from .fast_step import adam_options
 from .losses import G_LOSSES
 from .models import GAN_ARCHS, build_gan
-from .stepper import make_step, use_fast_step
+from .stepper import fast_path_reason, make_step, use_fast_step
 
 __all__ = ["GANConfig", "TrainResult", "train_gan", "save_generator", "load_generator", "sample_images", "ARCHS",
            "is_conditional"]
@@ -72,17 +78,25 @@ class GANConfig:
     sample_every: int = 500  # steps between fixed-noise sample grids
     ckpt_every: int = 1000  # steps between checkpoints (plus one at every epoch end)
     bf16: bool | None = None  # bf16 autocast on CUDA; None: on where the fast GPU path runs, else off
+    ema: float = 0.0  # decay of the EMA of G's weights, exported as generator_ema (0: none; DCGAN-typical 0.999)
+    r1: float = 0.0  # R1 penalty weight γ: γ/2 · E||∇_x D(x_real)||² on D (0: none)
+    r1_every: int = 16  # lazy R1 (StyleGAN2): a D step on the penalty weighted by this, every r1_every steps
 
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ValueError(f"unknown GAN architecture {self.arch!r}; choose one of {sorted(ARCHS)}")
         if self.g_loss not in G_LOSSES:
             raise ValueError(f"unknown generator loss {self.g_loss!r}; choose one of {sorted(G_LOSSES)}")
-        for name in ("epochs", "batch_size", "z_dim", "width", "log_every", "sample_every", "ckpt_every"):
+        for name in ("epochs", "batch_size", "z_dim", "width", "log_every", "sample_every", "ckpt_every",
+                     "r1_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema (a decay) must be in [0, 1), got {self.ema}; 0 turns the EMA off")
+        if not self.r1 >= 0:
+            raise ValueError(f"r1 (the penalty weight gamma) must be >= 0, got {self.r1}; 0 turns R1 off")
 
     @classmethod
     def from_dict(cls, d: dict) -> "GANConfig":
@@ -99,6 +113,7 @@ class TrainResult:
     samples: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, fixed-noise images)
     steps: int = 0
     seconds: float = 0.0
+    G_ema: nn.Module | None = None  # the EMA of G's weights (config.ema > 0), with G's batch-norm statistics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,8 +174,30 @@ def sample_images(G: nn.Module, n: int, seed: int = 0, device="cpu", batch_size:
     return torch.cat(out)
 
 
-def _save_run(out: Path, G, D, opt_g, opt_d, noise_gen, config, step, history, seconds, extra_meta):
+def _new_ema(G: nn.Module) -> nn.Module:
+    """A frozen copy of G that will hold the moving average of its weights."""
+    return copy.deepcopy(G).requires_grad_(False)
+
+
+@torch.no_grad()
+def _ema_generator(G_ema: nn.Module, G: nn.Module) -> nn.Module:
+    """The EMA generator, ready to sample or save: averaged weights, and G's batch-norm statistics.
+
+    Why copied, not averaged (StyleGAN2 copies them too): the running statistics are already a
+    running average (momentum 0.1) of G's activations; averaging them again at 0.999 would make
+    them trail G by ~1000 steps more. Neither choice is the statistics of the averaged weights'
+    own activations — those would need a pass over fresh noise ("standing statistics", BigGAN).
+    Copied when read, because a copy every step would end in the same numbers.
+    """
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)
+    return G_ema
+
+
+def _save_run(out: Path, G, D, opt_g, opt_d, noise_gen, config, step, history, seconds, extra_meta, G_ema=None):
     tensors = {**_prefixed(G.state_dict(), "G"), **_prefixed(D.state_dict(), "D")}
+    if G_ema is not None:
+        tensors.update(_prefixed(G_ema.state_dict(), "G_ema"))
     tg, mg = optimizer_tensors(opt_g, "opt_g")
     td, md = optimizer_tensors(opt_d, "opt_d")
     tensors.update(tg)
@@ -169,7 +206,10 @@ def _save_run(out: Path, G, D, opt_g, opt_d, noise_gen, config, step, history, s
     meta = {"kind": "gan-train-state", "config": asdict(config), "step": step, "seconds": seconds,
             "opt_g": mg, "opt_d": md, "history": history, **extra_meta}
     save_checkpoint(out / "last", tensors, meta)
-    save_generator(G, config, out / "generator", {"step": step, "train_seconds": seconds, **extra_meta})
+    export = {"step": step, "train_seconds": seconds, **extra_meta}
+    save_generator(G, config, out / "generator", {**export, "weights": "raw"})
+    if G_ema is not None:
+        save_generator(G_ema, config, out / "generator_ema", {**export, "weights": "ema", "ema_decay": config.ema})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +234,8 @@ def train_gan(
     The conditional GAN (``arch='cgan'``) also needs the images' class ``labels`` (loaded with them).
 
     ``out_dir`` (optional) receives ``last.safetensors/json`` (full state, for ``resume``),
-    ``generator.safetensors/json`` (the exportable generator) and ``samples/step_*.png``.
+    ``generator.safetensors/json`` (the exportable generator), with ``config.ema`` > 0 also
+    ``generator_ema.safetensors/json`` (the EMA of its weights), and ``samples/step_*.png`` (raw G).
     ``max_steps`` stops early (the run can be resumed to its full length later).
     ``fast`` (default: on for one CUDA process) runs the updates as CUDA graphs (:mod:`.fast_step`;
     :func:`~.stepper.use_fast_step`); the same numbers go in and the same updates come out, so runs
@@ -204,7 +245,12 @@ def train_gan(
 
     device = resolve_device(device)
     ddp = distributed.is_distributed()  # launched by torchrun: see imagegen_lib/core/distributed.py
-    fast = use_fast_step(fast, device, ddp)  # before the optimizers: the fast step needs them capturable
+    if fast is None and config.r1 > 0 and fast_path_reason(device, ddp) is None and distributed.is_main():
+        # the fast step would have been the default: say why this run doesn't get it
+        print(f"--r1: training with the plain (eager) step: {fast_path_reason(device, ddp, r1=True)}",
+              file=sys.stderr)
+    # before the optimizers: the fast step needs them capturable
+    fast = use_fast_step(fast, device, ddp, r1=config.r1 > 0)
     distributed.check_global_batch(config.batch_size)
     if config.bf16 is None:  # resolved here, so the run's saved settings say what it did
         config = replace(config, bf16=bool(fast and device.type == "cuda"))
@@ -239,11 +285,18 @@ def train_gan(
     fixed_labels = balanced_labels(n_fixed).to(device) if conditional else None
 
     history: list[dict] = []
-    step, seconds_before = 0, 0.0
+    step, seconds_before, ema_state = 0, 0.0, {}
     out = distributed.open_run_dir(out_dir, resume)
     if out is not None and resume:
-        step, seconds_before, history = _restore(out, G, D, opt_g, opt_d, noise_gen, config)
-    stepper = make_step(G, D, opt_g, opt_d, images, config, device, fast=fast, labels=labels if conditional else None)
+        step, seconds_before, history, ema_state = _restore(out, G, D, opt_g, opt_d, noise_gen, config)
+    stepper = make_step(G, D, opt_g, opt_d, images, config, device, fast=fast, labels=labels if conditional else None,
+                        step=step)
+    # The EMA copy is made after make_step, so that its weights have the layout the fast step gave
+    # G's (channels_last on a GPU): one fused lerp a step. The state dict is the same either way.
+    G_ema = _new_ema(G) if config.ema > 0 else None
+    if G_ema is not None and out is not None and resume:
+        _load_ema(G_ema, ema_state, out)
+    g_params, ema_params = list(G.parameters()), list(G_ema.parameters()) if G_ema is not None else []
 
     result = TrainResult(G, D, config, history, [], step, seconds_before)
     end_step = total_steps if max_steps is None else min(total_steps, max_steps)
@@ -262,7 +315,8 @@ def train_gan(
             meta = {**extra_meta, **distributed.replica_record(G, D)}
         if distributed.is_main():
             _save_run(out, G, D, opt_g, opt_d, noise_gen, config, step, history,
-                      seconds_before + time.perf_counter() - t0, meta)
+                      seconds_before + time.perf_counter() - t0, meta,
+                      None if G_ema is None else _ema_generator(G_ema, G))
         if collective:
             distributed.barrier()  # nobody runs ahead of a half-written checkpoint
 
@@ -275,9 +329,13 @@ def train_gan(
             i = offset
             while i < steps_per_epoch and step < end_step:
                 mid_step = True
-                # as many updates as the step makes in one go, but none past the next log/sample/checkpoint
-                n_steps = min(stepper.steps_per_call, _steps_to_next_event(step, config, steps_per_epoch, end_step))
+                # as many updates as the step makes in one go, but none past the next log/sample/checkpoint;
+                # one at a time with an EMA, which follows every G update
+                per_call = 1 if G_ema is not None else stepper.steps_per_call
+                n_steps = min(per_call, _steps_to_next_event(step, config, steps_per_epoch, end_step))
                 stepper.run(n_steps, noise_gen)
+                if G_ema is not None:
+                    ema_update(ema_params, g_params, step, config.ema)
                 i += n_steps
                 n_running += n_steps
                 step += n_steps
@@ -310,6 +368,7 @@ def train_gan(
     bar.close()
     result.steps = step
     result.seconds = seconds_before + time.perf_counter() - t0
+    result.G_ema = None if G_ema is None else _ema_generator(G_ema, G).eval()
     return result
 
 
@@ -327,6 +386,14 @@ def _sample_fixed(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = N
     return x
 
 
+def _load_ema(G_ema: nn.Module, ema_state: dict, out: Path) -> None:
+    try:
+        G_ema.load_state_dict(ema_state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{out / 'last'}: its EMA generator (G_ema.*) doesn't fit this run's G: "
+                              f"{str(e)[:300]}") from None
+
+
 def _restore(out: Path, G, D, opt_g, opt_d, noise_gen, config: GANConfig):
     tensors, meta = load_checkpoint(out / "last", expect_kind="gan-train-state")
     saved = GANConfig.from_dict(meta["config"])
@@ -336,5 +403,6 @@ def _restore(out: Path, G, D, opt_g, opt_d, noise_gen, config: GANConfig):
     load_optimizer(opt_g, tensors, "opt_g", meta["opt_g"])
     load_optimizer(opt_d, tensors, "opt_d", meta["opt_d"])
     noise_gen.set_state(tensors["noise_rng"])
-    return int(meta["step"]), float(meta["seconds"]), list(meta["history"])
+    ema_state = _unprefixed(tensors, "G_ema")  # the EMA generator's, when the run keeps one
+    return int(meta["step"]), float(meta["seconds"]), list(meta["history"]), ema_state
 

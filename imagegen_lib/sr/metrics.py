@@ -15,6 +15,10 @@ by 0.1–1 dB if you change it (the Exercise B chapter measures how much):
 3. **PSNR** = 10 log10(255² / MSE) on the Y values, per image, then averaged over the set.
 4. **SSIM** (Wang et al. 2004) with their MATLAB reference's settings: 11×11 Gaussian window with
    σ = 1.5, K1 = 0.01, K2 = 0.03, L = 255, 'valid' filtering, mean of the SSIM map; on Y.
+5. Beside these two *distortion* measures, one *image-statistics* measure, for the
+   perception–distortion trade-off (Blau & Michaeli 2018): the **gradient energy ratio**
+   (:func:`gradient_energy_ratio`), how much fine detail the output has relative to the truth,
+   on the same shaved Y values. It is no quality score: noise raises it as much as real texture.
 
 The images themselves are uint8 (how SR outputs are saved and scored) or floats in [0, 1].
 :func:`evaluate_sr` runs the whole protocol — HR crop to a multiple of the scale, LR by MATLAB's
@@ -32,7 +36,8 @@ from .colour import rgb_to_ycbcr, ycbcr_to_rgb
 from .data import load_sr_set, make_lr, modcrop
 from .imresize import imresize_uint8
 
-__all__ = ["rgb_to_y", "gray_levels", "rgb_to_ycbcr", "ycbcr_to_rgb", "shave", "psnr", "ssim", "score_sr", "to_uint8",
+__all__ = ["rgb_to_y", "gray_levels", "rgb_to_ycbcr", "ycbcr_to_rgb", "shave", "psnr", "ssim", "gradient_energy",
+           "gradient_energy_ratio", "score_sr", "to_uint8",
            "check_image", "evaluate_sr", "format_sr_report", "BICUBIC_BASELINES"]
 
 # The published bicubic numbers (Y-PSNR, dB) every SR paper's table starts with (SRCNN, VDSR):
@@ -154,9 +159,42 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> float:
     return float(ssim_map.mean())
 
 
+def gradient_energy(x: torch.Tensor) -> float:
+    """How much fine detail (edges, texture, noise) does an image hold?
+
+    The mean squared finite-difference gradient, ``mean((x[i, j+1] - x[i, j])²) + mean((x[i+1, j] -
+    x[i, j])²)``, over ``(…, H, W)`` (every leading channel included), in float64 and in the squared
+    units of ``x``. A constant image has 0; the measure ignores an offset and scales with the
+    square of the contrast.
+    """
+    if x.dim() < 2 or x.shape[-1] < 2 or x.shape[-2] < 2:
+        raise ValueError(f"gradient_energy needs an image of at least 2x2 pixels (…, H, W), got {tuple(x.shape)}")
+    x = x.double()
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return float(dx.pow(2).mean() + dy.pow(2).mean())
+
+
+def gradient_energy_ratio(sr: torch.Tensor, hr: torch.Tensor) -> float:
+    """Does the super-resolved image have as much high-frequency energy as the ground truth?
+
+    ``gradient_energy(sr) / gradient_energy(hr)`` of two arrays of the same shape on the same scale
+    (the protocol: shaved Y values). 1.0: as much fine detail as the truth (not necessarily the
+    same detail); < 1: smoother (bicubic, and nets trained for PSNR, which predict the *mean* of
+    the plausible HR images — a blur of them); > 1: more (sharpening halos, noise, hallucinated
+    texture). Scale- and offset-free. A flat ``hr`` gives 1.0 if ``sr`` is flat too, else inf.
+    """
+    if sr.shape != hr.shape:
+        raise ValueError(f"gradient_energy_ratio: shapes differ, {tuple(sr.shape)} vs {tuple(hr.shape)}")
+    e_sr, e_hr = gradient_energy(sr), gradient_energy(hr)
+    if e_hr == 0:
+        return 1.0 if e_sr == 0 else math.inf
+    return e_sr / e_hr
+
+
 def score_sr(sr: torch.Tensor, hr: torch.Tensor, scale: int, channel: str = "y", shave_border: bool = True,
              gray: bool | None = None, with_ssim: bool = True) -> dict:
-    """PSNR and SSIM of one super-resolved image against its HR original.
+    """PSNR, SSIM and gradient energy ratio of one super-resolved image against its HR original.
 
     ``sr``, ``hr``: ``(C, H, W)`` uint8 or float in [0, 1], same shape (crop HR to a multiple of the
     scale first: :func:`imagegen_lib.sr.data.modcrop`). ``channel='y'`` (the protocol) or ``'rgb'``;
@@ -188,9 +226,10 @@ def score_sr(sr: torch.Tensor, hr: torch.Tensor, scale: int, channel: str = "y",
     a, b = shave(a, border), shave(b, border)
     if a.dim() == 2:
         a, b = a[None], b[None]
-    if not with_ssim:
-        return {"psnr": psnr(a, b), "ssim": math.nan}
-    return {"psnr": psnr(a, b), "ssim": sum(ssim(a[c], b[c]) for c in range(a.shape[0])) / a.shape[0]}
+    scores = {"psnr": psnr(a, b), "ssim": math.nan, "grad_energy_ratio": gradient_energy_ratio(a, b)}
+    if with_ssim:
+        scores["ssim"] = sum(ssim(a[c], b[c]) for c in range(a.shape[0])) / a.shape[0]
+    return scores
 
 
 def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor] | str, set_name: str, scale: int,
@@ -204,7 +243,9 @@ def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor] | str, set_name:
     'matlab' (the protocol), 'pil' or 'torch' (for the sensitivity table). ``with_ssim=False``: PSNR
     only (SSIM is NaN), ~10x faster on a CPU.
 
-    Returns ``{"set", "scale", "n", "psnr", "ssim", "protocol", "images": [{"name", "psnr", "ssim"}, …]}``.
+    Returns ``{"set", "scale", "n", "psnr", "ssim", "grad_energy_ratio", "protocol",
+    "images": [{"name", "psnr", "ssim", "grad_energy_ratio"}, …]}``; the set's numbers are means
+    of the per-image ones.
     """
     if upscale == "bicubic":
         def upscale(lr):
@@ -226,8 +267,8 @@ def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor] | str, set_name:
                              f"{tuple(lr.shape)}; expected {tuple(hr.shape)} (scale {scale})")
         rows.append({"name": item.name, **score_sr(sr, hr, scale, channel, shave_border, gray=item.gray,
                                                     with_ssim=with_ssim)})
-    return {"set": set_name, "scale": scale, "n": len(rows),
-            "psnr": sum(r["psnr"] for r in rows) / len(rows), "ssim": sum(r["ssim"] for r in rows) / len(rows),
+    means = {k: sum(r[k] for r in rows) / len(rows) for k in ("psnr", "ssim", "grad_energy_ratio")}
+    return {"set": set_name, "scale": scale, "n": len(rows), **means,
             "protocol": {"channel": channel, "shave": scale if shave_border else 0, "lr_resize": lr_resize},
             "images": rows}
 
@@ -238,13 +279,18 @@ def _bar(items, desc):
 
 
 def format_sr_report(results: list[dict], label: str = "", verbose: bool = False) -> str:
-    """One line per (set, scale) result of :func:`evaluate_sr` (and per image with ``verbose``)."""
+    """One line per (set, scale) result of :func:`evaluate_sr` (and per image with ``verbose``).
+
+    "grad-energy" is :func:`gradient_energy_ratio` (1 = as much fine detail as the truth).
+    """
     lines = []
     for r in results:
         p = r["protocol"]
         chan = "Y-PSNR" if p["channel"] == "y" else "RGB-PSNR"
         lines.append(f"{label}{r['set']:<7} x{r['scale']}  {chan} {r['psnr']:6.2f} dB  SSIM {r['ssim']:.4f}"
+                     f"  grad-energy {r['grad_energy_ratio']:.3f}"
                      f"   ({r['n']} images; shave {p['shave']}; LR by {p['lr_resize']})")
         if verbose:
-            lines += [f"    {row['name']:<12} {row['psnr']:6.2f} dB  {row['ssim']:.4f}" for row in r["images"]]
+            lines += [f"    {row['name']:<12} {row['psnr']:6.2f} dB  {row['ssim']:.4f}  {row['grad_energy_ratio']:.3f}"
+                      for row in r["images"]]
     return "\n".join(lines)

@@ -17,6 +17,8 @@ metric is on Y, and the chroma is upscaled bicubically) or 3 (``color='rgb'``, a
   body, a PixelShuffle upsampler, a tail conv — plus a *global bicubic skip*: the net predicts
   only the difference between the HR image and its bicubic upscale. Its tail is zero-initialised,
   so an untrained SRResNet is exactly bicubic upsampling.
+- :class:`PatchDiscriminator` is no SR model: the critic of an adversarial fine-tune
+  (``imagegen train sr --adv-weight W``), which tells HR patches from super-resolved ones.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from ..core.training import count_parameters
 from .colour import rgb_to_ycbcr, ycbcr_to_rgb
 from .imresize import imresize
 
 __all__ = ["SRCNN", "ESPCN", "SRResNet", "SR_ARCHS", "build_sr", "arch_defaults", "super_resolve",
-           "self_ensemble", "count_parameters"]
+           "self_ensemble", "count_parameters", "PatchDiscriminator"]
 
 
 class _SRBase(nn.Module):
@@ -146,6 +149,45 @@ class SRResNet(_SRBase):
         x = self.upsample(x)  # (N, F, s*h, s*w)
         x = self.tail(x)  # (N, C, s*h, s*w)
         return x + self.bicubic(lr) if self.global_skip else x
+
+
+class PatchDiscriminator(nn.Module):
+    """Does this HR patch look real, region by region? A PatchGAN-style critic (Isola et al. 2017).
+
+    Three stride-2 convolutions give one logit per 8×8 pixels, each seeing a 40×40 window: D judges
+    local texture (what an L1-trained net blurs away), not the layout of a whole patch, and a
+    96×96 patch gives it 144 verdicts instead of one.
+
+    Every convolution is spectrally normalised (Miyato et al. 2018) rather than batch-normalised,
+    because (1) D is then 1-Lipschitz, so the gradient it hands the generator stays bounded: a
+    pre-trained SR net is fine-tuned by small nudges rather than kicked away from its PSNR optimum
+    when D gets confident, and non-saturating BCE needs no gradient penalty; and (2) there are no
+    batch statistics, so real and fake patches are judged alike and D's whole state is its weights
+    and power-iteration vectors (``_u``, ``_v`` are buffers: they are saved, so a resume is exact).
+    """
+
+    def __init__(self, channels: int = 3, width: int = 64):
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            # (N, C, H, W) in [0, 1], centred below
+            spectral_norm(nn.Conv2d(channels, w, 3, stride=1, padding=1)), nn.LeakyReLU(0.2, True),
+            # (N, w, H, W)
+            spectral_norm(nn.Conv2d(w, w, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, True),
+            # (N, w, H/2, W/2)
+            spectral_norm(nn.Conv2d(w, 2 * w, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, True),
+            # (N, 2w, H/4, W/4)
+            spectral_norm(nn.Conv2d(2 * w, 4 * w, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, True),
+            # (N, 4w, H/8, W/8)
+            spectral_norm(nn.Conv2d(4 * w, 1, 3, stride=1, padding=1)),
+            # (N, 1, H/8, W/8) logits: one verdict per 40x40 receptive field
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[-1] < 8 or x.shape[-2] < 8:
+            raise ValueError(f"PatchDiscriminator expects (N, C, H, W) patches of at least 8x8 pixels, "
+                             f"got {tuple(x.shape)}")
+        return self.net(x - 0.5)  # (N, 1, H/8, W/8)
 
 
 SR_ARCHS = {"srcnn": SRCNN, "espcn": ESPCN, "resnet": SRResNet}

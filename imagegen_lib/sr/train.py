@@ -15,9 +15,18 @@ first, with the learning rate annealed either way (a small model sharing a GPU w
 stops using it once its steps are done). The time budget includes the setup (reading T91, building
 the patch buffers), not the final evaluation.
 
-A run folder holds ``last.safetensors/.json`` (weights, EMA, Adam moments, the sampler's RNG: all
-that ``resume`` needs; the JSON has the history) and ``model.safetensors/.json`` (the EMA model
-alone, kind ``sr-model``: what ``imagegen eval-sr`` and ``imagegen ship`` take).
+**Adversarial term** (``adv_weight`` W > 0; SRGAN/ESRGAN's idea, for the perception–distortion
+trade-off of Blau & Michaeli 2018): a patch discriminator D (:class:`.models.PatchDiscriminator`)
+learns to tell HR patches from the net's outputs, with its own Adam (peak rate ``d_lr``, on the same
+warm-up + cosine schedule), and the SR net minimises ``pixel loss + W · non-saturating GAN loss``.
+The pixel loss alone predicts the mean of the HR images that fit an LR patch — a blur of them;
+the GAN term pulls the output towards *a* sharp one: lower PSNR, more texture. Meant as a fine-tune
+of a pixel-trained net (``init_from``); D starts from scratch.
+
+A run folder holds ``last.safetensors/.json`` (weights, EMA, Adam moments, the sampler's RNG, and
+D with its Adam when adversarial: all that ``resume`` needs; the JSON has the history) and
+``model.safetensors/.json`` (the EMA model of the SR net alone, kind ``sr-model``: what
+``imagegen eval-sr`` and ``imagegen ship`` take).
 """
 
 from __future__ import annotations
@@ -37,8 +46,9 @@ from ..core.checkpoint import (CheckpointError, load_checkpoint, load_optimizer,
                                optimizer_tensors, save_checkpoint)
 from ..core.runtime import resolve_device
 from ..core.training import bf16_autocast, check_resume_settings, count_parameters, ema_update
+from ..gan.losses import d_loss_bce, g_loss_nonsaturating
 from .data import FSRCNN_DOWNSCALES, PatchSampler, load_sr_set
-from .models import SR_ARCHS, arch_defaults, build_sr, super_resolve
+from .models import SR_ARCHS, PatchDiscriminator, arch_defaults, build_sr, super_resolve
 
 __all__ = ["SRConfig", "SRTrainResult", "train_sr", "save_sr_model", "load_sr_model", "sr_upscaler",
            "evaluate_model", "lr_at"]
@@ -63,6 +73,8 @@ class SRConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     loss: str = "l1"  # 'l1' | 'mse'
+    adv_weight: float = 0.0  # W in: loss = pixel loss + W * adversarial loss (0: off, no discriminator)
+    d_lr: float = 1e-4  # the discriminator's peak learning rate (used when adv_weight > 0)
     steps: int | None = None  # train for this many steps, and/or ...
     minutes: float | None = None  # ... for this much wall time (setup included); whichever ends first
     warmup: float = 0.02  # fraction of the schedule spent ramping the learning rate up from 0
@@ -102,6 +114,9 @@ class SRConfig:
                              f"warmup={self.warmup}, ema={self.ema}")
         if not self.downscales or not all(0 < f <= 1 for f in self.downscales):
             raise ValueError(f"downscales must be factors in (0, 1], got {self.downscales}")
+        if not 0 <= self.adv_weight < math.inf or not self.d_lr > 0:
+            raise ValueError(f"need adv_weight >= 0 (0: no adversarial term) and d_lr > 0; got "
+                             f"adv_weight={self.adv_weight}, d_lr={self.d_lr}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "SRConfig":
@@ -198,7 +213,68 @@ def _init_from(model, arch: str, path) -> dict:
     return {"path": str(path), "loaded": len(fitting), "kept_fresh": sorted(set(own) - set(fitting))}
 
 
-def _save_run(out, model, ema, opt, gen, config, step, seconds, budget, history, extra_meta, final_psnr, running):
+class _Adversary:
+    """The GAN half of an adversarial run: the discriminator D, its Adam, and its running losses.
+
+    Per step, after the SR net's forward pass: :meth:`generator_loss` is the term G adds (times
+    ``adv_weight``) — non-saturating, "make D call the outputs real" — and :meth:`step` then trains
+    D one step on HR patches vs the same outputs, detached. The losses are :mod:`imagegen_lib.gan.losses`'s.
+    """
+
+    def __init__(self, config: SRConfig, channels: int, device: torch.device, memory_format, autocast):
+        self.D = PatchDiscriminator(channels).to(device, memory_format=memory_format).train()
+        # β = (0.9, 0.999), G's own (config.beta1/beta2), as SRGAN and ESRGAN use for both nets: D
+        # here plays against a net anchored by its pixel loss, not the free generator whose
+        # oscillations made DCGAN lower β1 to 0.5.
+        self.opt = torch.optim.Adam(self.D.parameters(), lr=config.d_lr, betas=(config.beta1, config.beta2),
+                                    **({"fused": True} if device.type == "cuda" else {}))
+        self.peak_lr, self.memory_format, self.autocast = config.d_lr, memory_format, autocast
+        self.running = torch.zeros(2, dtype=torch.float32, device=device)  # sums of G's adv. loss, D's loss
+
+    def generator_loss(self, sr: torch.Tensor) -> torch.Tensor:
+        """G's adversarial loss on its outputs ``sr`` (B, C, H, W); gradients reach G only."""
+        self.D.requires_grad_(False)  # no gradients into D's weights from G's loss: saves the work
+        try:
+            with self.autocast():
+                logits = self.D(sr.contiguous(memory_format=self.memory_format))  # (B, 1, H/8, W/8)
+        finally:
+            self.D.requires_grad_(True)
+        loss = g_loss_nonsaturating(logits.float())
+        self.running[0] += loss.detach()
+        return loss
+
+    def step(self, hr: torch.Tensor, sr: torch.Tensor, lr_factor: float) -> None:
+        """One Adam step of D on real ``hr`` vs fake ``sr`` patches; ``lr_factor``: G's schedule / its peak."""
+        for group in self.opt.param_groups:
+            group["lr"] = self.peak_lr * lr_factor
+        batch = torch.cat([hr, sr.detach()]).contiguous(memory_format=self.memory_format)
+        with self.autocast():
+            logits = self.D(batch).float()  # one pass: no batch statistics, so the same as two
+        loss = d_loss_bce(logits[:len(hr)], logits[len(hr):])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.running[1] += loss.detach()
+
+    def read(self, n: int) -> dict:
+        """The mean losses since the last reading (``n`` steps), then zeroes the sums."""
+        g_adv, d_loss = (self.running / n).tolist()
+        self.running.zero_()
+        return {"g_adv": g_adv, "d_loss": d_loss}
+
+    def state(self) -> tuple[dict, dict]:
+        tensors = {f"disc.{k}": v for k, v in self.D.state_dict().items()}
+        t_opt, m_opt = optimizer_tensors(self.opt, "opt_d")
+        return {**tensors, **t_opt}, {"opt_d": m_opt, "running_adv": self.running.tolist()}
+
+    def load(self, tensors: dict, meta: dict) -> None:
+        self.D.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc.")})
+        load_optimizer(self.opt, tensors, "opt_d", meta["opt_d"])
+        self.running.copy_(torch.tensor(meta["running_adv"], dtype=torch.float32))
+
+
+def _save_run(out, model, ema, opt, gen, config, step, seconds, budget, history, extra_meta, final_psnr, running,
+              adversary=None):
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if ema is not None:
         tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
@@ -207,6 +283,10 @@ def _save_run(out, model, ema, opt, gen, config, step, seconds, budget, history,
     tensors["sampler_rng"] = gen.get_state()
     meta = {"kind": "sr-train-state", "config": asdict(config), "step": step, "seconds": seconds,
             "budget_seconds": budget, "opt": m_opt, "history": history, "running_loss": running, **extra_meta}
+    if adversary is not None:
+        t_adv, m_adv = adversary.state()
+        tensors.update(t_adv)
+        meta.update(m_adv)
     save_checkpoint(out / "last", tensors, meta)
     export = {"step": step, "train_seconds": round(seconds, 2), "weights": "ema" if ema is not None else "raw",
               **extra_meta}
@@ -215,7 +295,7 @@ def _save_run(out, model, ema, opt, gen, config, step, seconds, budget, history,
     save_sr_model(ema if ema is not None else model, config, out / "model", export)
 
 
-def _restore(out, model, ema, opt, gen, config):
+def _restore(out, model, ema, opt, gen, config, adversary=None):
     tensors, meta = load_checkpoint(out / "last", expect_kind="sr-train-state")
     saved = SRConfig.from_dict(meta["config"])
     check_resume_settings(config, saved, may_change=_RESUME_FREE)
@@ -224,6 +304,8 @@ def _restore(out, model, ema, opt, gen, config):
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     load_optimizer(opt, tensors, "opt", meta["opt"])
     gen.set_state(tensors["sampler_rng"])
+    if adversary is not None:
+        adversary.load(tensors, meta)
     return (int(meta["step"]), float(meta["seconds"]), meta.get("budget_seconds"), list(meta["history"]),
             meta.get("running_loss", [0.0, 0]))
 
@@ -265,10 +347,14 @@ def train_sr(
     gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     loss_fn = LOSSES[config.loss]
     autocast = bf16_autocast(config.bf16, device)
+    # Built after G (and only when asked for), so that G's initialisation is the same either way.
+    adversary = _Adversary(config, model.channels, device, memory_format, autocast) if config.adv_weight > 0 else None
+    if adversary is not None:
+        extra_meta["discriminator_parameters"] = count_parameters(adversary.D)
 
     step, seconds_before, budget, history, running_loss = 0, 0.0, None, [], [0.0, 0]
     if out is not None and resume:
-        step, seconds_before, budget, history, running_loss = _restore(out, model, ema, opt, gen, config)
+        step, seconds_before, budget, history, running_loss = _restore(out, model, ema, opt, gen, config, adversary)
     if config.minutes is not None and budget is None:
         # The budget covers the whole command: what setup took is taken off the training time.
         budget = config.minutes * 60.0 - (time.perf_counter() - t_setup)
@@ -296,7 +382,7 @@ def train_sr(
             # the loss summed since the last history row, so that the next row is the same after a resume
             running_now = [float(running), n_running]
             _save_run(out, model, ema, opt, gen, config, step, elapsed(), budget, history, extra_meta, final_psnr,
-                      running_now)
+                      running_now, adversary)
 
     ema_params = list(ema.parameters()) if ema is not None else None
     params = list(model.parameters())
@@ -317,22 +403,25 @@ def train_sr(
             lr_patch = lr_patch.contiguous(memory_format=memory_format)
             with autocast():
                 sr = model(lr_patch)  # (B, C, s*p, s*p)
-            loss = loss_fn(sr.float(), hr_patch)
+            loss = loss_fn(sr.float(), hr_patch)  # the pixel loss: what is logged as "loss"
+            total = loss if adversary is None else loss + config.adv_weight * adversary.generator_loss(sr)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             opt.step()
             if ema is not None:
                 ema_update(ema_params, params, step, config.ema)
+            if adversary is not None:
+                adversary.step(hr_patch, sr, lr_now / config.lr)
             step += 1
             running += loss.detach()
             n_running += 1
             mid_step = False
             if step % config.log_every == 0:
                 last_loss = float(running) / n_running
-                row = {"step": step, "loss": last_loss, "lr": lr_now,
-                       "seconds": round(elapsed(), 2), "progress": round(min(progress_now(), 1.0), 4)}
+                row = {"step": step, "loss": last_loss, **(adversary.read(n_running) if adversary else {}),
+                       "lr": lr_now, "seconds": round(elapsed(), 2), "progress": round(min(progress_now(), 1.0), 4)}
                 running.zero_()
                 n_running = 0
                 history.append(row)

@@ -10,7 +10,7 @@ the samples any good?" become two numbers instead of an opinion.
   centre; a mode is *covered* if it received at least ``min_count`` high-quality samples
   (20 of 2,500 by default, the convention of the unrolled-GAN / VEEGAN / PacGAN papers).
 * :func:`train_toy_gan` — one loop for every variant in Q4 (loss, TTUR, label smoothing,
-  instance noise, WGAN-GP, spectral norm, minibatch std), driven by a :class:`ToyGANConfig`.
+  instance noise, WGAN-GP, hinge, spectral norm, R1, minibatch std), driven by a :class:`ToyGANConfig`.
 """
 
 from __future__ import annotations
@@ -109,9 +109,10 @@ class ToyGANConfig:
     depth: int = 3
     lr_g: float = 1e-4
     lr_d: float = 1e-4  # TTUR (Heusel et al. 2017): lr_d > lr_g
-    betas: tuple[float, float] = (0.5, 0.999)
-    d_steps: int = 1  # discriminator updates per generator update
+    betas: tuple[float, float] = (0.5, 0.999)  # WGAN-GP and SN-GAN/SAGAN train with (0, 0.9)
+    d_steps: int = 1  # discriminator (critic) updates per generator update: WGAN-GP's n_critic = 5
     gp_weight: float = 10.0  # WGAN-GP's λ
+    r1_gamma: float = 0.0  # R1 (Mescheder et al. 2018): γ/2 E||∇D(x_real)||² added to D's loss
     label_smoothing: float = 0.0  # one-sided: real target 1 - label_smoothing (BCE losses only)
     instance_noise: float = 0.0  # std of the noise added to D's inputs, annealed linearly to 0
     spectral_norm: bool = False
@@ -128,6 +129,13 @@ class ToyGANConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose 'adam' or 'sgd'")
         if self.label_smoothing and self.loss not in ("saturating", "nonsaturating"):
             raise ValueError("label_smoothing applies to the BCE losses only")
+        if self.d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1 (discriminator updates per generator update), got {self.d_steps}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = tuple(self.betas)  # a list (from JSON) would make equal configs compare unequal
+        if self.r1_gamma < 0:
+            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
 
 
 @dataclass
@@ -164,6 +172,8 @@ def _d_loss(cfg, D, real, fake, noise_std, gen):
         loss = L.d_loss_bce_smoothed(real_s, fake_s, 1 - cfg.label_smoothing)
     else:
         loss = L.d_loss_bce(real_s, fake_s)
+    if cfg.r1_gamma:
+        loss = loss + L.r1_penalty(D, real_in, cfg.r1_gamma)
     return loss, real_s, fake_s
 
 
