@@ -118,7 +118,7 @@ MAY_IMPORT = {
     "gan": {"core"},
     "vae": {"core"},
     "diffusion": {"core"},
-    "sr": {"core"},
+    "sr": {"core", "gan"},  # the adversarial fine-tune reuses the GAN losses
     "toy": {"core", "gan"},  # the toy GANs reuse the image GANs' losses
     "generators": {"core", "gan", "vae", "diffusion"},
     "metrics": {"core", "generators"},  # `imagegen eval` samples any shipped generator
