@@ -125,7 +125,8 @@ def _loaded_names(tree: ast.Module, entries: dict) -> tuple[set[str], list[str]]
             used.add(node.value)
             if node.value.startswith(("../", "..\\")) or node.value == "..":
                 relative.append(node.value)
-    return used & (set(entries) | DATA_NAMES), relative
+    results = {p.name for p in (REPO / "book" / "results").glob("*.json")}
+    return used & (set(entries) | DATA_NAMES | results), relative
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -134,7 +135,7 @@ def test_chapter_table_has_what_the_notebook_loads(path):
     used, relative = _loaded_names(_code(path), entries)
     assert path.stem in CHAPTERS, f"add {path.stem!r} to imagegen_lib.book.files.CHAPTERS"
     needs = CHAPTERS[path.stem]
-    missing = sorted(used - set(needs.checkpoints) - set(needs.data))
+    missing = sorted(used - set(needs.checkpoints) - set(needs.data) - set(needs.results))
     assert not missing, f"{path.stem} loads {missing}: add them to book.files.CHAPTERS[{path.stem!r}]"
     assert not relative, (f"{path.name} opens {relative}: a path into the clone, missing elsewhere. Load shipped "
                           "checkpoints with shipped('NAME') and data with data.load_images / load_sr_set")
@@ -157,6 +158,8 @@ def test_chapter_table_names_real_things():
         assert (REPO / "book" / "quizzes" / f"{chapter}.yml").is_file(), f"{chapter}: no quiz bank"
         assert set(needs.checkpoints) <= set(entries), f"{chapter}: {set(needs.checkpoints) - set(entries)}"
         assert set(needs.data) <= DATA_NAMES, f"{chapter}: unknown data {set(needs.data) - DATA_NAMES}"
+        for name in needs.results:
+            assert (REPO / "book" / "results" / name).is_file(), f"{chapter}: no book/results/{name}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,6 +239,9 @@ def _publish(folder: Path, chapter: str = "q4_training_problems", weights: bytes
         "history_file": "dcgan_mnist.history.json"}}}))
     (folder / "book" / "quizzes").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "book" / "quizzes" / f"{chapter}.yml", folder / "book" / "quizzes")
+    (folder / "book" / "results").mkdir(parents=True, exist_ok=True)
+    for name in CHAPTERS[chapter].results:
+        (folder / "book" / "results" / name).write_text(json.dumps({"runs": [], "weights": weights.decode()}))
     return sha
 
 
@@ -248,6 +254,8 @@ def test_prepare_chapter_fetches_verifies_and_stamps(file_server, tmp_path, monk
     assert hashlib.sha256((root / "checkpoints" / "dcgan_mnist.safetensors").read_bytes()).hexdigest() == sha
     assert (root / "checkpoints" / "dcgan_mnist.history.json").is_file()
     assert quiz.Quiz.from_file(root / "book" / "quizzes" / "q4_training_problems.yml")
+    for name in CHAPTERS["q4_training_problems"].results:
+        assert json.loads((root / "book" / "results" / name).read_text())["runs"] == []
     assert (root / "commit").read_text().strip() == C1
 
     # same commit: nothing is fetched again (the server is empty now)

@@ -74,6 +74,9 @@ def _source_tree(dest: Path) -> str:
                 shutil.copy2(REPO / "checkpoints" / file, dest / "checkpoints")
     (dest / "book" / "quizzes").mkdir(parents=True)
     shutil.copy2(REPO / "book" / "quizzes" / f"{CHAPTER}.yml", dest / "book" / "quizzes")
+    (dest / "book" / "results").mkdir(parents=True)
+    for name in CHAPTERS[CHAPTER].results:
+        shutil.copy2(REPO / "book" / "results" / name, dest / "book" / "results")
     _git(dest, "init", "-q", "-b", "main")
     _git(dest, "add", ".")
     _git(dest, "commit", "-q", "-m", "book")

@@ -10,6 +10,7 @@ book's commit and then calls :func:`prepare_chapter`, which puts into :func:`pat
   the small JSON files against the manifest where it records a hash (the pair's
   ``tensors_sha256``) and otherwise taken as they are at the pinned commit;
 - ``book/quizzes/<chapter>.yml`` (validated as a quiz bank before it is kept);
+- ``book/results/<name>.json``: the results of GPU studies the chapter tabulates (:func:`load_result`);
 - the chapter's data sets, through the data module's own verified download.
 
 Every file goes through :func:`imagegen_lib.core.download.fetch_file` (verified, atomic, no partial
@@ -33,7 +34,7 @@ from ..core.checkpoint import atomic_write_bytes, sha256_file
 from ..core.download import fetch_file
 from ..core.paths import PACKAGE_REPO, book_root, in_clone
 
-__all__ = ["ChapterNeeds", "CHAPTERS", "BookFilesError", "prepare_chapter", "files_url", "fetch_data"]
+__all__ = ["ChapterNeeds", "CHAPTERS", "BookFilesError", "prepare_chapter", "files_url", "fetch_data", "load_result"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ChapterNeeds:
 
     data: tuple[str, ...] = ()  # names in core.data_files.DATASETS or SR_SETS
     checkpoints: tuple[str, ...] = ()  # names in checkpoints/MANIFEST.json
+    results: tuple[str, ...] = ()  # files in book/results/ (GPU studies' results, read by load_result)
 
 
 # Chapter (notebook file name) -> what it reads. tests/test_book_files.py scans every notebook's
@@ -50,14 +52,15 @@ CHAPTERS: dict[str, ChapterNeeds] = {
     "q1_what_is_a_gan": ChapterNeeds(),
     "q2_generator_and_discriminator": ChapterNeeds(),
     "q3_evaluating_gans": ChapterNeeds(("mnist",), ("classifier_mnist", "dcgan_mnist", "mlpgan_mnist")),
-    "q4_training_problems": ChapterNeeds(("mnist",), ("dcgan_mnist",)),
+    "q4_training_problems": ChapterNeeds(("mnist",), ("dcgan_mnist",), ("q4_toy_sweep_rest.json",
+                                         "q4_toy_sweep_wgan-gp.json", "q4_dcgan_ema_r1.json")),
     "q5_other_methods": ChapterNeeds(("mnist",), ("classifier_mnist", "mlpgan_mnist", "dcgan_mnist", "cgan_mnist",
                                                  "vae_mnist", "ddpm_mnist")),
     "exercise_a_gan_mnist": ChapterNeeds(("mnist",), ("classifier_mnist", "dcgan_mnist", "mlpgan_mnist")),
     # train_sr trains on T91 and scores on Set5; section 1 scores bicubic on Set5 and Set14.
     "exercise_b_super_resolution": ChapterNeeds(("Set5", "Set14", "T91"),
                                                 ("sr_srcnn_x3", "sr_srcnn_skip_x3", "sr_espcn_x3",
-                                                 "sr_espcn_skip_x3", "sr_resnet_x3")),
+                                                 "sr_espcn_skip_x3", "sr_resnet_x3"), ("exb_sr_study.json",)),
 }
 
 COMMIT_FILE = "commit"
@@ -111,6 +114,10 @@ def prepare_chapter(chapter: str, repo: str, commit: str, root: str | os.PathLik
     for name in needs.checkpoints:
         _fetch_checkpoint(root, base, manifest, name)
     _fetch_quiz(root, base, chapter)
+    for name in needs.results:
+        path = root / "book" / "results" / name
+        if not path.is_file():
+            fetch_file(f"{base}book/results/{name}", path, check=_json_with(), progress=False)
     if data and needs.data:
         fetch_data(needs.data)
     atomic_write_bytes(root / COMMIT_FILE, (commit + "\n").encode())
@@ -129,7 +136,7 @@ def _switch_commit(root: Path, commit: str) -> None:
     if stamp.is_file() and stamp.read_text().strip() == commit:
         return
     stamp.unlink(missing_ok=True)
-    for folder, pattern in (("checkpoints", "*.json"), ("book/quizzes", "*.yml")):
+    for folder, pattern in (("checkpoints", "*.json"), ("book/quizzes", "*.yml"), ("book/results", "*.json")):
         for path in (root / folder).glob(pattern):
             path.unlink()
 
@@ -188,6 +195,19 @@ def _quiz_check(chapter: str):
 
         Quiz.from_dict(yaml.safe_load(blob), source=f"{chapter}.yml", name=chapter)  # raises QuizError
     return check
+
+
+def load_result(name: str) -> dict:
+    """The results file ``book/results/<name>`` of a GPU study (its runs, commands and metrics).
+
+    In a clone it is the clone's file; elsewhere the one :func:`prepare_chapter` fetched (listed in
+    the chapter's ``ChapterNeeds.results``).
+    """
+    path = book_root() / "book" / "results" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file {path}: in a notebook run outside the clone, its first cell "
+                                f"fetches it (add {name!r} to the chapter's ChapterNeeds.results)")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def fetch_data(names: tuple[str, ...] | list[str] | None = None) -> None:
