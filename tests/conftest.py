@@ -25,6 +25,33 @@ from imagegen_lib.metrics.core import FeatureExtractor  # noqa: E402
 from needs_data import (needs_data, pytest_configure, pytest_runtest_makereport,  # noqa: E402,F401
                         require_data)
 
+# A test module that defines start_early(config) and stop() has slow work that runs in a subprocess
+# (tests/test_lone_notebook.py: a whole chapter, in a kernel): it is started as soon as the tests are
+# collected and goes on beside the others, its tests run last and wait for it, and stop() ends
+# whatever is still running when the session ends.
+def _early_modules(items) -> list:
+    return list(dict.fromkeys(i.module for i in items if hasattr(getattr(i, "module", None), "start_early")))
+
+
+def pytest_collection_modifyitems(config, items):
+    early = _early_modules(items)
+    if early:
+        last = [i for i in items if getattr(i, "module", None) in early]
+        items[:] = [i for i in items if getattr(i, "module", None) not in early] + last
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    for module in _early_modules(session.items):
+        module.start_early(session.config)
+
+
+def pytest_sessionfinish(session):
+    for module in _early_modules(session.items):
+        module.stop()
+
+
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
