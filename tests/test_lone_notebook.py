@@ -32,6 +32,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -168,6 +169,8 @@ class LoneRun:
         except (Exception, pytest.skip.Exception) as e:  # a skip is no Exception
             self.error = e
             self.close()
+            if isinstance(e, pytest.skip.Exception):
+                shutil.rmtree(tmp_path, ignore_errors=True)
 
     def _start(self) -> None:
         tmp_path = self.tmp_path
@@ -206,7 +209,8 @@ class LoneRun:
         }
         self.process = subprocess.Popen([str(python), "-c", RUN_NOTEBOOK, str(nb_path), str(nb_path.parent)],
                                         env=self.env, cwd=nb_path.parent, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+                                        stderr=subprocess.PIPE, text=True,
+                                        start_new_session=True)  # close() ends the kernel with it
         # Read both pipes while it runs (a full pipe would stall the kernel's run).
         self._out = {}
         self._readers = [threading.Thread(target=self._drain, args=(name, stream), daemon=True)
@@ -231,7 +235,7 @@ class LoneRun:
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the runner and its kernel
             self.process.wait()
         if self.server is not None:
             self.server.shutdown()
