@@ -51,11 +51,24 @@ unit: data
 
 # NUMERICS=<setting> runs the notebooks under another numerics setting of PyTorch's CPU backend
 # (instruction set, thread count; listed in scripts/numerics_spread.py). CI runs them twice.
+# NBVAL_JOBS=2 runs them in two nbval processes side by side, split by their recorded run times
+# (scripts/nbval_groups.py), their reports printed one after the other: for a one-thread setting (generic-1t)
+# on two cores, where one process leaves a core idle. Every notebook is still executed, each in
+# its own kernel as before; the notebooks write no files, so two at a time cannot collide.
 NUMERICS ?= native
-nbval: data
-	@v=$(VENV); $$v/bin/python scripts/numerics_spread.py --exec $(NUMERICS) -- \
+NBVAL_JOBS ?= 1
+NBVAL = $$v/bin/python scripts/numerics_spread.py --exec $(NUMERICS) -- \
 	  $$v/bin/python -m pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	  --nbval-current-env -p no:cacheprovider notebooks || $(NO_TESTS_IS_FAILURE)
+	  --nbval-current-env -p no:cacheprovider
+nbval: data
+	@v=$(VENV); if [ "$(NBVAL_JOBS)" -le 1 ]; then $(NBVAL) notebooks || $(NO_TESTS_IS_FAILURE); else \
+	  logs=$$(mktemp -d); trap 'rm -rf "$$logs"' EXIT; i=0; pids=(); \
+	  while read -r group; do i=$$((i + 1)); echo "[nbval $$i] $$group"; \
+	    ( $(NBVAL) $$group < /dev/null > "$$logs/$$i" 2>&1 || $(NO_TESTS_IS_FAILURE) 2>> "$$logs/$$i" ) & pids+=($$!); \
+	  done < <($$v/bin/python scripts/nbval_groups.py $(NBVAL_JOBS) $(NOTEBOOKS)); \
+	  [ $$i -gt 0 ] || { echo "nbval: no notebooks to run" >&2; exit 1; }; \
+	  rc=0; for j in $$(seq $$i); do wait $${pids[$$((j - 1))]} || rc=1; echo "[nbval $$j]"; cat "$$logs/$$j"; done; \
+	  exit $$rc; fi
 
 lab:
 	@v=$(VENV); $$v/bin/jupyter lab notebooks

@@ -15,6 +15,13 @@ empty folders.
 
 q4_training_problems is the chapter: it needs data (MNIST), a checkpoint and its quiz, and runs in
 about 75 s on 2 cores.
+
+The chapter runs beside the rest of the suite: conftest.py calls :func:`start_early` once the
+tests are collected, which builds the repository, the venv and the notebook (a few seconds) and
+starts the kernel's run in the background, and puts this test last; the test waits for the run and
+checks it. The unit tests run torch on one thread (conftest.py), so the second core was idle; the
+kernel gets one OpenMP thread so that it does not spin-wait against them (q4's claims hold at one
+thread: CI's second nbval pass runs every notebook so).
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 from pathlib import Path
 
@@ -151,43 +160,112 @@ def _kernel_spec(jupyter: Path, python: Path) -> None:
         "display_name": "fresh venv", "language": "python"}))
 
 
-def test_a_lone_notebook_installs_the_library_and_fetches_its_files(tmp_path):
-    if shutil.which("git") is None:
-        pytest.skip("needs git")
-    srv = tmp_path / "srv"
-    srv.mkdir()
-    commit = _source_tree(srv / "src")
-    _bare_repo(srv / "src", srv / "repo.git")
-    (srv / "data").symlink_to(data_files.find_dataset_dir("mnist").parents[1])  # a data root's layout
-    server, url = _serve(srv)
+class LoneRun:
+    """The chapter, prepared and started in a fresh venv; :meth:`wait` returns its finished process."""
 
-    python = _fresh_venv(tmp_path / "venv", tmp_path / "deps")
-    missing = subprocess.run([str(python), "-c", "import imagegen_lib"], capture_output=True, text=True, cwd=tmp_path)
-    assert missing.returncode != 0 and "No module named 'imagegen_lib'" in missing.stderr
-    _run([str(python), "-c", "import torch, nbclient, ipykernel, setuptools, pip"], cwd=tmp_path)
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.error: BaseException | None = None  # raised by wait(): a skip, or a failure to set up
+        self.server = self.process = None
+        try:
+            self._start()
+        except (Exception, pytest.skip.Exception) as e:  # a skip is no Exception
+            self.error = e
+            self.close()
+            if isinstance(e, pytest.skip.Exception):
+                shutil.rmtree(tmp_path, ignore_errors=True)
 
-    nb_path = _lone_notebook(tmp_path / "alone", commit)
-    _kernel_spec(tmp_path / "jupyter", python)
-    (tmp_path / "home").mkdir()
-    env = {
-        "PATH": os.environ["PATH"], "LANG": "C.UTF-8", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
-        "HOME": str(tmp_path / "home"), "IMAGEGEN_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path),
-        "JUPYTER_PATH": str(tmp_path / "jupyter"), "JUPYTER_PLATFORM_DIRS": "1",
-        "IMAGEGEN_REPO": f"{url}/repo.git", "IMAGEGEN_FILES_URL": f"{url}/src/", "IMAGEGEN_DATA_URL": f"{url}/data",
-        # pip: no index (nothing but the loopback repository), and no build isolation: an isolated
-        # build would have to download setuptools. (pip reads PIP_NO_BUILD_ISOLATION inverted: 0 = off.)
-        "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        # Anything that is not loopback goes to a dead proxy and fails at once.
-        "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
-        "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-        "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost", "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    try:
-        done = subprocess.run([str(python), "-c", RUN_NOTEBOOK, str(nb_path), str(nb_path.parent)], env=env,
-                              cwd=nb_path.parent, capture_output=True, text=True, timeout=900)
-    finally:
-        server.shutdown()
-        server.server_close()
+    def _start(self) -> None:
+        tmp_path = self.tmp_path
+        if shutil.which("git") is None:
+            pytest.skip("needs git")
+        srv = tmp_path / "srv"
+        srv.mkdir()
+        self.commit = _source_tree(srv / "src")
+        _bare_repo(srv / "src", srv / "repo.git")
+        (srv / "data").symlink_to(data_files.find_dataset_dir("mnist").parents[1])  # a data root's layout
+        self.server, self.url = _serve(srv)
+
+        self.python = python = _fresh_venv(tmp_path / "venv", tmp_path / "deps")
+        missing = subprocess.run([str(python), "-c", "import imagegen_lib"], capture_output=True, text=True,
+                                 cwd=tmp_path)
+        assert missing.returncode != 0 and "No module named 'imagegen_lib'" in missing.stderr
+        _run([str(python), "-c", "import torch, nbclient, ipykernel, setuptools, pip"], cwd=tmp_path)
+
+        self.nb_path = nb_path = _lone_notebook(tmp_path / "alone", self.commit)
+        _kernel_spec(tmp_path / "jupyter", python)
+        (tmp_path / "home").mkdir()
+        url = self.url
+        self.env = {
+            # One thread: the kernel runs beside the unit tests (see the module's docstring).
+            "PATH": os.environ["PATH"], "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+            "HOME": str(tmp_path / "home"), "IMAGEGEN_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path),
+            "JUPYTER_PATH": str(tmp_path / "jupyter"), "JUPYTER_PLATFORM_DIRS": "1",
+            "IMAGEGEN_REPO": f"{url}/repo.git", "IMAGEGEN_FILES_URL": f"{url}/src/", "IMAGEGEN_DATA_URL": f"{url}/data",
+            # pip: no index (nothing but the loopback repository), and no build isolation: an isolated
+            # build would have to download setuptools. (pip reads PIP_NO_BUILD_ISOLATION inverted: 0 = off.)
+            "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            # Anything that is not loopback goes to a dead proxy and fails at once.
+            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+            "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+            "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost", "GIT_CONFIG_NOSYSTEM": "1",
+        }
+        self.process = subprocess.Popen([str(python), "-c", RUN_NOTEBOOK, str(nb_path), str(nb_path.parent)],
+                                        env=self.env, cwd=nb_path.parent, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True,
+                                        start_new_session=True)  # close() ends the kernel with it
+        # Read both pipes while it runs (a full pipe would stall the kernel's run).
+        self._out = {}
+        self._readers = [threading.Thread(target=self._drain, args=(name, stream), daemon=True)
+                         for name, stream in (("stdout", self.process.stdout), ("stderr", self.process.stderr))]
+        for t in self._readers:
+            t.start()
+
+    def _drain(self, name, stream) -> None:
+        self._out[name] = stream.read()
+
+    def wait(self, timeout: float = 900) -> subprocess.CompletedProcess:
+        if self.error is not None:
+            raise self.error
+        try:
+            returncode = self.process.wait(timeout=timeout)
+            for t in self._readers:
+                t.join()
+        finally:
+            self.close()
+        return subprocess.CompletedProcess(self.process.args, returncode, self._out.get("stdout", ""),
+                                           self._out.get("stderr", ""))
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the runner and its kernel
+            self.process.wait()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+_RUN: LoneRun | None = None
+
+
+def start_early(config) -> None:
+    """Called by conftest.py once the session's tests are collected (this one among them)."""
+    global _RUN
+    if _RUN is None:
+        _RUN = LoneRun(Path(tempfile.mkdtemp(prefix="lone-notebook-")))
+
+
+def stop() -> None:
+    """Called by conftest.py at the session's end: a run this test did not wait for is ended."""
+    if _RUN is not None:
+        _RUN.close()
+
+
+def test_a_lone_notebook_installs_the_library_and_fetches_its_files():
+    start_early(None)  # started already, unless conftest.py's hook did not run
+    done = _RUN.wait()  # skips (no git, no MNIST) and set-up failures are raised here
+    tmp_path, python, url, commit, env, nb_path = _RUN.tmp_path, _RUN.python, _RUN.url, _RUN.commit, _RUN.env, _RUN.nb_path
     assert done.returncode == 0, f"the lone notebook failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
 
     executed = nbb.read_notebook(nb_path)
@@ -212,3 +290,4 @@ def test_a_lone_notebook_installs_the_library_and_fetches_its_files(tmp_path):
         assert hashlib.sha256(weights.read_bytes()).hexdigest() == manifest[name]["sha256"]
     assert (files / "book" / "quizzes" / f"{CHAPTER}.yml").is_file()
     assert data_files.find_dataset_dir("mnist", tmp_path / "cache" / "data")
+    shutil.rmtree(tmp_path, ignore_errors=True)  # kept when a check above failed, for a look

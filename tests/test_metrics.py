@@ -107,6 +107,24 @@ def test_feature_extractor_is_batch_independent_and_gradient_free():
     assert torch.allclose(a.probs.sum(1), torch.ones(20), atol=1e-5)
 
 
+def test_the_tests_feature_cache_returns_what_the_extractor_computes(cached_features, monkeypatch):
+    """conftest.FeatureCache (the tests' shortcut for whole test splits) hits only for the same images,
+    weights and batch size, and then returns exactly what extracting again would."""
+    torch.manual_seed(0)
+    model, other = MNISTClassifier(), MNISTClassifier()
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    fresh = FeatureExtractor(model)(x)  # fewer than MIN_IMAGES: computed, not cached
+    monkeypatch.setattr(cached_features, "MIN_IMAGES", 2)
+    computed, hits = cached_features.computed, cached_features.hits
+    first = FeatureExtractor(model)(x)
+    assert torch.equal(first.features, fresh.features) and torch.equal(first.probs, fresh.probs)
+    assert FeatureExtractor(model)(x.clone()) is first and cached_features.hits == hits + 1
+    assert not torch.equal(FeatureExtractor(other)(x).features, first.features)  # other weights
+    assert FeatureExtractor(model)(x[:5]) is not first  # other images
+    assert FeatureExtractor(model, batch_size=3)(x) is not first  # other batching
+    assert cached_features.computed == computed + 4
+
+
 # ---------------------------------------------------------------------------------------------
 # FID: closed forms and cross-checks
 # ---------------------------------------------------------------------------------------------
@@ -340,8 +358,9 @@ def test_fid_and_kid_match_torchmetrics_on_classifier_features(real_features):
 
 
 @pytest.mark.data
-def test_eval_cli_on_an_untrained_generator(real_features, tmp_path, capsys):
-    """End to end: checkpoint -> samples -> every metric -> table and JSON. Untrained = bad scores."""
+def test_eval_cli_on_an_untrained_generator(real_features, tmp_path, capsys, cached_features):
+    """End to end: checkpoint -> samples -> every metric -> table and JSON. Untrained = bad scores.
+    (The test split's features come from the session's cache when another test extracted them.)"""
     from imagegen_lib.cli import main
     from imagegen_lib.gan.models import build_gan
     from imagegen_lib.gan.train import GANConfig, save_generator
