@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+import torch.nn.functional as F
 
 from imagegen_lib.metrics import (FeatureExtractor, Features, MNISTClassifier, check_images, class_coverage,
                                   class_histogram, class_kl, fid, frechet_distance, gaussian_stats,
                                   inception_score, kid, memorisation, mmd2_unbiased, precision_recall)
+from imagegen_lib.metrics.preprocessing import RESIZE_METHODS, fid_by_preprocessing, jpeg, quantise, resize
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER = Path(os.environ.get("IMAGEGEN_TEST_CLASSIFIER", REPO / "checkpoints" / "classifier_mnist"))
@@ -269,6 +271,124 @@ def test_memorisation_flags_copies_not_fresh_samples():
 
 
 # ---------------------------------------------------------------------------------------------
+# Preprocessing: quantisation, JPEG, resizing, FID under named preprocessings
+# ---------------------------------------------------------------------------------------------
+
+def _digits_like(n: int = 16, size: int = 28, seed: int = 0) -> torch.Tensor:
+    """Smooth bright blobs on a -1 background, with a little float noise: like generator output."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    centres = torch.rand(n, 2, 1, 1, generator=g) * size * 0.5 + size * 0.25
+    blob = torch.exp(-((yy - centres[:, 0]) ** 2 + (xx - centres[:, 1]) ** 2) / (2 * (size / 8) ** 2))
+    return (blob.unsqueeze(1) * 2 - 1 + 0.01 * torch.randn(n, 1, size, size, generator=g)).clamp(-1, 1)
+
+
+def test_quantise_puts_pixels_on_256_levels_and_floor_darkens():
+    x = _digits_like()
+    rounded, floored = quantise(x), quantise(x, rounding="floor")
+    inside = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 1.98 - 0.99
+    for q in (rounded, floored):
+        levels = (q + 1) * 127.5
+        assert torch.allclose(levels, levels.round(), atol=1e-4) and q.min() >= -1 and q.max() <= 1
+    step = 2 / 255
+    assert (rounded - x).abs().max() <= step / 2 + 1e-6  # nearest level: at most half a step away
+    assert ((x - floored) >= -1e-6).all() and (x - floored).max() < step + 1e-6  # truncation only goes down
+    # half a level darker on average (where pixels are not clipped at -1 already)
+    assert (inside - quantise(inside, rounding="floor")).mean() == pytest.approx(step / 2, rel=0.05)
+    assert (inside - quantise(inside)).mean() == pytest.approx(0, abs=step / 50)
+    assert torch.equal(quantise(rounded), rounded)  # an 8-bit image saved again is unchanged
+    assert quantise(torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1)).flatten().tolist() == [-1.0, 1.0]
+
+
+@pytest.mark.parametrize("bad, error", [(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), TypeError),
+                                        (torch.full((2, 1, 4, 4), 2.0), ValueError),
+                                        (torch.zeros(2, 4, 4), ValueError), (torch.zeros(2, 2, 4, 4), ValueError)])
+def test_preprocessing_refuses_to_guess_the_input(bad, error):
+    for fn in (quantise, lambda x: jpeg(x, 90), lambda x: resize(x, 8, "pil-bicubic")):
+        with pytest.raises(error):
+            fn(bad)
+
+
+def test_jpeg_error_grows_as_quality_falls_and_is_deterministic():
+    x = _digits_like(8, size=32)
+    errors = [float((jpeg(x, q) - quantise(x)).abs().mean()) for q in (100, 95, 75, 25)]
+    assert errors == sorted(errors) and errors[0] < 2 / 255 < errors[-1]
+    out = jpeg(x, 75)
+    assert out.shape == x.shape and out.dtype == torch.float32 and torch.equal(out, jpeg(x, 75))
+    rgb = x.repeat(1, 3, 1, 1)
+    assert jpeg(rgb, 90).shape == rgb.shape
+    for quality in (0, 101, 75.0, True):
+        with pytest.raises(ValueError, match="quality"):
+            jpeg(x, quality)
+
+
+def test_resize_keeps_constants_and_matches_pooling_at_exactly_half():
+    flat = torch.full((2, 1, 28, 28), 0.25)
+    for method in RESIZE_METHODS:
+        out = resize(flat, (64, 50), method)
+        assert out.shape == (2, 1, 64, 50) and torch.allclose(out, flat.mean(), atol=1e-5), method
+    x = _digits_like(4, size=56)
+    # halving exactly: bilinear samples fall midway between 2x2 pixels, and PIL's box filter averages them
+    assert torch.allclose(resize(x, 28, "torch-bilinear"), F.avg_pool2d(x, 2), atol=1e-5)
+    assert torch.allclose(resize(x, 28, "pil-box"), F.avg_pool2d(x, 2), atol=1e-5)
+    with pytest.raises(ValueError, match="method"):
+        resize(x, 28, "cv2-bicubic")
+
+
+def test_torch_default_nearest_shifts_the_image_and_nearest_exact_does_not():
+    ramp = torch.linspace(-1, 1, 64).expand(1, 1, 64, 64).contiguous()  # brighter to the right
+    centred = float(resize(ramp, 28, "pil-bicubic").mean())
+    assert float(resize(ramp, 28, "torch-nearest-exact").mean()) == pytest.approx(centred, abs=0.01)
+    # F.interpolate's default reads pixel floor(i * 64 / 28), left of the centre (i + 0.5) * 64 / 28 - 0.5:
+    # about one source pixel (2 / 63 of the ramp) on average
+    shift = (centred - float(resize(ramp, 28, "torch-nearest").mean())) / (2 / 63)
+    assert 0.8 < shift < 1.3
+
+
+def test_pil_and_antialiased_resizing_remove_detail_that_torch_defaults_alias():
+    # one-pixel stripes, far finer than a 28-pixel grid can show: shrunk properly they become flat grey
+    stripes = (torch.arange(64) % 2 * 2.0 - 1).expand(1, 1, 64, 64).contiguous()
+    amplitude = {m: float(resize(stripes, 28, m).std()) for m in
+                 ("pil-bicubic", "pil-lanczos", "torch-bilinear-antialias", "torch-bilinear", "torch-bicubic")}
+    assert max(amplitude["pil-bicubic"], amplitude["pil-lanczos"], amplitude["torch-bilinear-antialias"]) < 0.1
+    assert min(amplitude["torch-bilinear"], amplitude["torch-bicubic"]) > 0.5  # spurious coarse stripes
+
+
+class _PoolFeatures:
+    """A stand-in feature extractor: 4x4 average-pooled pixels (16-d), counting its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return F.adaptive_avg_pool2d(x, 4).flatten(1)
+
+
+def test_fid_by_preprocessing_matches_fid_and_extracts_each_transform_once():
+    real, fake = _digits_like(300, seed=1), _digits_like(300, seed=2)
+    extractor, pool = _PoolFeatures(), _PoolFeatures()
+    shrink = lambda x: resize(x, 14, "torch-bilinear")  # noqa: E731 -- one object, used in two settings
+    settings = {"clean": (None, None), "JPEG fakes": (None, lambda x: jpeg(x, 50)),
+                "both shrunk": (shrink, shrink), "reals only shrunk": (shrink, None)}
+    result = fid_by_preprocessing(extractor, real, fake, settings)
+    assert list(result) == list(settings) and extractor.calls == 5  # real, fake, jpeg, shrunk real, shrunk fake
+    assert result["clean"] == pytest.approx(fid(pool(real), pool(fake)))
+    assert result["JPEG fakes"] == pytest.approx(fid(pool(real), pool(jpeg(fake, 50))))
+    assert result["both shrunk"] == pytest.approx(fid(pool(shrink(real)), pool(shrink(fake))))
+    assert result["reals only shrunk"] == pytest.approx(fid(pool(shrink(real)), pool(fake)))
+    # precomputed features of the untouched sets are used, not recomputed
+    counting = _PoolFeatures()
+    again = fid_by_preprocessing(counting, real, fake, {"clean": (None, None), "jpeg": (None, lambda x: jpeg(x, 50))},
+                                 real_features=pool(real), fake_features=pool(fake))
+    assert counting.calls == 1 and again["clean"] == pytest.approx(result["clean"])
+    with pytest.raises(ValueError, match="pair"):
+        fid_by_preprocessing(counting, real, fake, {"bad": (None,)})
+    with pytest.raises(ValueError, match="empty"):
+        fid_by_preprocessing(counting, real, fake, {})
+
+
+# ---------------------------------------------------------------------------------------------
 # Real data, in the shipped classifier's feature space
 # ---------------------------------------------------------------------------------------------
 
@@ -355,6 +475,18 @@ def test_fid_and_kid_match_torchmetrics_on_classifier_features(real_features):
         metric.update(y, real=False)
     assert fid(x, y) == pytest.approx(float(tm_fid.compute()), rel=1e-3)
     assert kid(x, y, subsets=2, subset_size=N)[0] == pytest.approx(float(tm_kid.compute()[0]), rel=1e-3)
+
+
+@pytest.mark.data
+def test_saving_as_jpeg_moves_real_images_off_the_floor_and_rounding_does_not(real_features, extractor):
+    from imagegen_lib.core.data import load_images
+
+    test, train = real_features["test"], load_images("mnist", "train", limit=N)[0]
+    result = fid_by_preprocessing(extractor, None, train, {"floor": (None, None), "png": (None, quantise),
+                                                           "jpeg75": (None, lambda x: jpeg(x, 75))},
+                                  real_features=test, fake_features=real_features["train"])
+    assert result["png"] == pytest.approx(result["floor"], abs=0.02)  # MNIST is 8-bit already: no change
+    assert result["jpeg75"] > result["floor"] + 0.1
 
 
 @pytest.mark.data
