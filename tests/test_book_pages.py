@@ -65,5 +65,5 @@ def test_flash_cards_hold_every_question_and_follow_up_with_hidden_answers():
     page = (REPO / "book" / "flashcards.md").read_text(encoding="utf-8")
     chapters = [load_chapter(n, REPO / "book" / "interview") for n in chapter_names(REPO / "book" / "interview")]
     assert re.findall(r"^## (Q\d)", page, re.M) == ["Q1", "Q2", "Q3", "Q4", "Q5"]
-    assert page.count(":::{dropdown} The 30-second answer") == 5
+    assert page.count(":::{dropdown} The 30-second answer") == sum(c.short_answer is not None for c in chapters) == 7
     assert page.count(":::{dropdown} Short answer") == sum(len(c.follow_ups) for c in chapters)

@@ -57,6 +57,9 @@ def test_checkpoint_paths():
     assert checkpoint_paths("a/b") == checkpoint_paths("a/b.json") == checkpoint_paths("a/b.safetensors")
     st, js = checkpoint_paths("runs/v1.2/last")  # a dot in a folder name is not a suffix
     assert str(st) == "runs/v1.2/last.safetensors" and str(js) == "runs/v1.2/last.json"
+    st, js = checkpoint_paths("runs/adv-0.05_x3.safetensors")  # nor is a dot in the name itself
+    assert str(st) == "runs/adv-0.05_x3.safetensors" and str(js) == "runs/adv-0.05_x3.json"
+    assert checkpoint_paths("runs/adv-0.05_x3") == (st, js)
 
 
 def test_torn_pair_is_detected(tmp_path):

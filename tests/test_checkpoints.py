@@ -29,7 +29,8 @@ def test_manifest_lists_the_checkpoints_the_book_needs():
 
 
 # Exercise B's super-resolution models (imagegen eval-sr --manifest recorded their metrics).
-SR_MODELS = ["sr_resnet_x2", "sr_resnet_x3", "sr_resnet_x4", "sr_srcnn_x3", "sr_srcnn_skip_x3", "sr_espcn_x3",
+SR_MODELS = ["sr_resnet_x2", "sr_resnet_x3", "sr_resnet_adv_x3", "sr_resnet_x4", "sr_srcnn_x3", "sr_srcnn_skip_x3",
+             "sr_espcn_x3",
              "sr_espcn_skip_x3"]
 
 

@@ -16,7 +16,7 @@ from imagegen_lib.sr import data as sr_data
 from imagegen_lib.core.checkpoint import load_checkpoint
 from imagegen_lib.core.data import DataCorruptedError, DataNotFoundError
 from imagegen_lib.sr.imresize import imresize, imresize_uint8
-from imagegen_lib.sr.metrics import (BICUBIC_BASELINES, check_image, evaluate_sr, gradient_energy,
+from imagegen_lib.sr.metrics import (BICUBIC_BASELINES, check_image, evaluate_sr, gradient_energy, subpixel_pattern,
                                      gradient_energy_ratio, gray_levels, psnr, rgb_to_y, rgb_to_ycbcr, score_sr, ssim,
                                      ycbcr_to_rgb)
 from imagegen_lib.sr.models import (SR_ARCHS, PatchDiscriminator, build_sr, count_parameters, self_ensemble,
@@ -78,6 +78,21 @@ def test_psnr_and_ssim_basics():
     assert psnr(a, a + 2.0) == pytest.approx(10 * math.log10(255 ** 2 / 4))
     b = a + torch.randn(40, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 10
     assert ssim(a, b) == pytest.approx(ssim(b, a)) and 0 < ssim(a, b) < 1
+
+
+def test_subpixel_pattern_finds_a_grid_with_the_upsamplers_period():
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(1, 30, 33, generator=g) * 200
+    dotted = hr.clone()
+    dotted[..., 0::3, 2::3] -= 6  # one position of every 3x3 block darker: a grid of dots
+    table = subpixel_pattern(dotted, hr, 3)
+    assert table.shape == (3, 3) and table[0, 2] == pytest.approx(-6.0)
+    assert table.flatten()[[0, 1, 3, 4, 5, 6, 7, 8]].abs().max() < 1e-12
+    assert subpixel_pattern(hr + 2, hr, 3).allclose(torch.full((3, 3), 2.0, dtype=torch.float64))  # offset: flat
+    with pytest.raises(ValueError, match="shapes differ"):
+        subpixel_pattern(hr[..., :30], hr, 3)
+    with pytest.raises(ValueError, match="integer scale"):
+        subpixel_pattern(hr, hr, 1)
 
 
 def test_gradient_energy_ratio_measures_fine_detail_against_the_truth():

@@ -60,7 +60,8 @@ CHAPTERS: dict[str, ChapterNeeds] = {
     # train_sr trains on T91 and scores on Set5; section 1 scores bicubic on Set5 and Set14.
     "exercise_b_super_resolution": ChapterNeeds(("Set5", "Set14", "T91"),
                                                 ("sr_srcnn_x3", "sr_srcnn_skip_x3", "sr_espcn_x3",
-                                                 "sr_espcn_skip_x3", "sr_resnet_x3"), ("exb_sr_study.json",)),
+                                                 "sr_espcn_skip_x3", "sr_resnet_x3", "sr_resnet_adv_x3"),
+                                                ("exb_sr_study.json",)),
 }
 
 COMMIT_FILE = "commit"

@@ -69,7 +69,8 @@ def checkpoint_paths(stem: str | os.PathLike) -> tuple[Path, Path]:
     stem = Path(stem)
     if stem.suffix in {".safetensors", ".json"}:
         stem = stem.with_suffix("")
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    # Appended, not with_suffix: a stem may hold dots of its own (``adv-0.05_x3``).
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
 def save_checkpoint(stem, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:

@@ -37,7 +37,7 @@ from .data import load_sr_set, make_lr, modcrop
 from .imresize import imresize_uint8
 
 __all__ = ["rgb_to_y", "gray_levels", "rgb_to_ycbcr", "ycbcr_to_rgb", "shave", "psnr", "ssim", "gradient_energy",
-           "gradient_energy_ratio", "score_sr", "to_uint8",
+           "gradient_energy_ratio", "subpixel_pattern", "score_sr", "to_uint8",
            "check_image", "evaluate_sr", "format_sr_report", "BICUBIC_BASELINES"]
 
 # The published bicubic numbers (Y-PSNR, dB) every SR paper's table starts with (SRCNN, VDSR):
@@ -190,6 +190,27 @@ def gradient_energy_ratio(sr: torch.Tensor, hr: torch.Tensor) -> float:
     if e_hr == 0:
         return 1.0 if e_sr == 0 else math.inf
     return e_sr / e_hr
+
+
+def subpixel_pattern(sr: torch.Tensor, reference: torch.Tensor, scale: int) -> torch.Tensor:
+    """Does the output carry a grid pattern with the upsampler's period?
+
+    An upsampler that makes each LR pixel into a ``scale × scale`` block (sub-pixel convolution,
+    transposed convolution) can learn a different bias per position in the block; the output then
+    shows a regular grid of dots or stripes every ``scale`` pixels. Returns the ``(scale, scale)``
+    table of the mean of ``sr - reference`` over the pixels at each position (row mod scale, column
+    mod scale), in the units of the inputs (e.g. 8-bit Y levels), over ``(…, H, W)``. A clean output
+    has entries near one common value; one entry far from the rest is the grid. ``reference`` is the
+    ground truth or another model's output of the same image, the same shape.
+    """
+    if sr.shape != reference.shape:
+        raise ValueError(f"subpixel_pattern: shapes differ, {tuple(sr.shape)} vs {tuple(reference.shape)}")
+    if not isinstance(scale, int) or scale < 2 or sr.dim() < 2 or min(sr.shape[-2:]) < scale:
+        raise ValueError(f"subpixel_pattern needs an integer scale >= 2 and an image (…, H, W) of at least "
+                         f"scale x scale pixels; got scale={scale!r}, shape {tuple(sr.shape)}")
+    diff = sr.double() - reference.double()
+    return torch.tensor([[float(diff[..., i::scale, j::scale].mean()) for j in range(scale)] for i in range(scale)],
+                        dtype=torch.float64)
 
 
 def score_sr(sr: torch.Tensor, hr: torch.Tensor, scale: int, channel: str = "y", shave_border: bool = True,

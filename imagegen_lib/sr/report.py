@@ -36,7 +36,9 @@ def results_table(manifest: dict | None = None, scales=(2, 3, 4)) -> list[dict]:
     ``kind`` is ``"ours"`` (a shipped ``sr-model`` checkpoint; "Set5+" is its self-ensemble),
     ``"floor"`` (our bicubic, the manifest's ``sr-bicubic-x{s}`` floors) or ``"published"``
     (:data:`imagegen_lib.sr.published.PUBLISHED`). ``manifest``: the parsed MANIFEST.json
-    (default: the shipped one).
+    (default: the shipped one). The table compares models trained for PSNR, as the papers' tables
+    do: a checkpoint fine-tuned with an adversarial term (``config.adv_weight`` > 0) trades PSNR
+    for texture on purpose and is left out.
     """
     if manifest is None:
         from ..core.manifest import read_manifest
@@ -56,7 +58,8 @@ def results_table(manifest: dict | None = None, scales=(2, 3, 4)) -> list[dict]:
                          "cite": pub["cite"], "Set5+": None,
                          **{s: pub["psnr"].get((s, scale)) for s in SETS}})
         ours = sorted(((name, e) for name, e in manifest["checkpoints"].items()
-                       if e.get("kind") == "sr-model" and int(e.get("config", {}).get("scale", 0)) == scale),
+                       if e.get("kind") == "sr-model" and int(e.get("config", {}).get("scale", 0)) == scale
+                       and not e.get("config", {}).get("adv_weight")),
                       key=lambda item: (_ARCH_ORDER.get(item[1].get("arch"), 9),
                                          bool(item[1].get("config", {}).get("global_skip")), item[0]))
         for name, entry in ours:
