@@ -67,3 +67,12 @@ def test_flash_cards_hold_every_question_and_follow_up_with_hidden_answers():
     assert re.findall(r"^## (Q\d)", page, re.M) == ["Q1", "Q2", "Q3", "Q4", "Q5"]
     assert page.count(":::{dropdown} The 30-second answer") == sum(c.short_answer is not None for c in chapters) == 7
     assert page.count(":::{dropdown} Short answer") == sum(len(c.follow_ups) for c in chapters)
+
+
+def test_the_bibliography_parses_and_every_key_is_unique():
+    """A missing brace breaks the whole book build (sphinxcontrib-bibtex); catch it with the unit tests."""
+    from pybtex.database import parse_file
+
+    bib = REPO / "book" / "references.bib"
+    keys = re.findall(r"^@\w+\{([^,]+),", bib.read_text(encoding="utf-8"), re.M)
+    assert len(parse_file(str(bib)).entries) == len(keys) == len(set(keys))
