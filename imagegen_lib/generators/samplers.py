@@ -28,7 +28,7 @@ from ..core.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
 from ..core.training import count_parameters
 from ..gan.conditional import balanced_labels, check_labels
 
-__all__ = ["load_sampler", "GANSampler", "VAESampler", "DDPMSampler", "GENERATOR_KINDS", "CPU_CHECK",
+__all__ = ["load_sampler", "GANSampler", "VAESampler", "DDPMSampler", "GENERATOR_KINDS", "CPU_CHECK", "FLOW_CPU_CHECK",
            "count_parameters", "measure_sampling_time", "check_class_labels"]
 
 GENERATOR_KINDS = ("gan-generator", "vae", "ddpm", "flow")
@@ -36,6 +36,7 @@ DEFAULT_BATCH = 1000
 # The DDPM's CPU-feasible check (tests/test_checkpoints.py recomputes it on a laptop): DDIM with
 # 10 steps, 200 images, on the CPU. Recorded in the manifest by `imagegen eval --device cpu`.
 CPU_CHECK = {"sampler": "ddim", "steps": 10, "n": 200}
+FLOW_CPU_CHECK = {"sampler": "euler", "steps": 10, "n": 200}  # the same for a flow-matching model
 
 
 def _device(device) -> torch.device:
