@@ -3,6 +3,7 @@
 
     python scripts/collect_study.py q4 OUT_DIR     # from scripts/gpu_study_q4.sh
     python scripts/collect_study.py sr OUT_DIR...  # from scripts/gpu_study_sr.sh (several folders: more seeds)
+    python scripts/collect_study.py q6 EVALS_DIR   # the curves phase of scripts/gpu_train_q6.sh
 
 Each record keeps the exact command, commit, device and torch version the run wrote, so every number
 in a table can be traced to the command that made it.
@@ -69,6 +70,27 @@ def collect_sr(outs: list[Path]) -> None:
         "made_by": "scripts/gpu_study_sr.sh, collected by scripts/collect_study.py sr", "runs": runs})
 
 
+Q6_METRICS = ("fid", "kid_mean", "precision", "recall", "coverage", "label_accuracy", "network_calls",
+              "sample_seconds_per_1k", "sample_device", "n", "seed")
+
+
+def collect_q6(evals: Path) -> None:
+    """Every `imagegen eval --json` of the Q6 study, one record each (model, sampler, guidance, metrics)."""
+    records = []
+    for path in sorted(evals.glob("*.json")):
+        scores = json.loads(path.read_text())
+        name, _, tag = path.stem.partition(".")
+        records.append({"model": name, "tag": tag, "sampler": scores["sampler"],
+                        **{k: scores[k] for k in Q6_METRICS if k in scores},
+                        "command": scores["run"]["command"], "git_commit": scores["run"].get("git_commit")})
+    _write("q6_evals.json", {
+        "what": "Q6's MNIST diffusion and flow-matching models (scripts/gpu_train_q6.sh): FID and friends against the "
+                "test split (n = 10,000, seed 0, the classifier's features) for each sampler, number of steps and "
+                "guidance scale; sampling times were measured with several evaluations sharing the GPU",
+        "made_by": "scripts/gpu_train_q6.sh curves, collected by scripts/collect_study.py q6", "evals": records})
+
+
 if __name__ == "__main__":
     kind, *folders = sys.argv[1:]
-    {"q4": lambda: collect_q4(Path(folders[0])), "sr": lambda: collect_sr([Path(f) for f in folders])}[kind]()
+    {"q4": lambda: collect_q4(Path(folders[0])), "sr": lambda: collect_sr([Path(f) for f in folders]),
+     "q6": lambda: collect_q6(Path(folders[0]))}[kind]()

@@ -281,7 +281,7 @@ def test_version(capsys):
 # ---------------------------------------------------------------------------------------------
 
 COMMANDS = ["train", "sample", "ship", "eval", "eval-sr", "data", "toy-sweep"]
-MODELS = ["dcgan", "mlpgan", "classifier", "sr", "cgan", "vae", "ddpm"]
+MODELS = ["dcgan", "mlpgan", "classifier", "sr", "cgan", "vae", "ddpm", "flow"]
 
 
 def _help(argv: list[str], capsys) -> str:

@@ -18,8 +18,9 @@ from PIL import Image
 from imagegen_lib import cli
 from imagegen_lib.generators.samplers import DDPMSampler, load_sampler, measure_sampling_time
 from imagegen_lib.gan.conditional import balanced_labels, build_cgan, check_labels
-from imagegen_lib.diffusion.model import (NoiseSchedule, UNet, ddim_timesteps, make_betas, sample_ancestral,
-                                          sample_ddim, timestep_embedding)
+from imagegen_lib.diffusion.samplers import ddim_timesteps, sample_ancestral, sample_ddim
+from imagegen_lib.diffusion.schedules import NoiseSchedule, make_betas
+from imagegen_lib.diffusion.unet import UNet, timestep_embedding
 from imagegen_lib.vae.model import ConvVAE, elbo_terms
 from imagegen_lib.diffusion.train import DDPMConfig, load_ddpm, train_ddpm
 from imagegen_lib.vae.train import VAEConfig, train_vae
@@ -27,8 +28,9 @@ from imagegen_lib.vae.train import VAEConfig, train_vae
 TINY = ["--limit", "128", "--batch-size", "32", "--device", "cpu", "--no-progress"]
 TINY_MODEL = {"cgan": ["--width", "8", "--z-dim", "8"],
               "vae": ["--width", "4", "--hidden", "8", "--latent-dim", "2"],
-              "ddpm": ["--channels", "4,4,8", "--T", "20", "--warmup", "2"]}
-EXPORT = {"cgan": "generator", "vae": "model", "ddpm": "model"}
+              "ddpm": ["--channels", "4,4,8", "--T", "20", "--warmup", "2"],
+              "flow": ["--channels", "4,4,8", "--warmup", "2", "--cond-drop", "0.2"]}  # class-conditional
+EXPORT = {"cgan": "generator", "vae": "model", "ddpm": "model", "flow": "model"}
 
 
 @pytest.fixture(autouse=True)
@@ -413,9 +415,51 @@ def test_cgan_label_fixes_the_class_the_sampler_is_asked_for(runs):
     assert sampler.class_grid(rows=2).shape == (20, 1, 28, 28)
 
 
+def test_conditional_flow_model_samples_with_guidance_and_every_ode_solver(runs, tmp_path, capsys):
+    sampler = load_sampler(runs / "flow" / "model")
+    assert sampler.kind == "flow" and sampler.conditional and sampler.prediction == "velocity"
+    for options in ({}, {"sampler": "heun", "steps": 3}, {"sampler": "dpmpp2m", "steps": 4, "guidance": 2.0},
+                    {"sampler": "euler", "steps": 2, "guidance": 0.0}):
+        x = sampler.sample(12, seed=1, **options)
+        assert x.shape == (12, 1, 28, 28) and x.abs().max() <= 1, options
+    assert sampler.sampler_key(sampler="heun", steps=3, guidance=2) == "heun3_w2"
+    assert sampler.network_calls(sampler="heun", steps=3, guidance=2) == 10
+    sevens = sampler.sample(10, seed=0, labels=torch.full((10,), 7), sampler="euler", steps=3)
+    assert torch.allclose(sevens[7], sampler.sample(10, seed=0, sampler="euler", steps=3)[7], atol=1e-6)
+    out = tmp_path / "g.png"
+    assert cli.main(["sample", str(runs / "flow" / "model"), "--n", "10", "--label", "3", "--guidance", "3",
+                     "--sampler", "heun", "--steps", "2", "--device", "cpu", "--out", str(out)]) == 0
+    assert out.is_file() and "heun2_w3" in capsys.readouterr().out
+    for options, message in [({"sampler": "ancestral"}, "no discrete noise chain"),
+                             ({"sampler": "ddim"}, "no discrete noise chain"),
+                             ({"guidance": -1.0}, "must be >= 0")]:
+        with pytest.raises(ValueError, match=message):
+            sampler.sample(2, **options)
+
+
+def test_a_v_prediction_model_with_zero_terminal_snr_trains_and_samples(tmp_path):
+    from imagegen_lib.core.data import load_images
+
+    images, labels = load_images("mnist", "train", (-1, 1), limit=64)
+    config = DDPMConfig(channels=(4, 4, 8), attention=False, T=20, epochs=1, batch_size=32, warmup=2,
+                        prediction="v", zero_terminal_snr=True, min_snr_gamma=5.0, cond_drop=0.2)
+    run = train_ddpm(config, images, labels=labels, out_dir=tmp_path / "run", device="cpu", progress=False)
+    assert run.steps == 2 and all(math.isfinite(r["loss"]) for r in run.history)
+    sampler = load_sampler(tmp_path / "run" / "model")
+    assert sampler.prediction == "v" and sampler.schedule.zero_terminal_snr
+    for options in ({}, {"sampler": "ddim", "steps": 5, "guidance": 1.5}, {"sampler": "heun", "steps": 4},
+                    {"sampler": "dpmpp2m", "steps": 5}):
+        x = sampler.sample(4, seed=0, **options)
+        assert torch.isfinite(x).all() and x.abs().max() <= 1, options
+    with pytest.raises(ValueError, match="one label per training image"):
+        train_ddpm(config, images, device="cpu", progress=False)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["sample", "CGAN", "--label", "12"], "labels must lie in 0..9"),
-    (["sample", "VAE", "--label", "3"], "--label needs the conditional GAN"),
+    (["sample", "VAE", "--label", "3"], "--label needs a class-conditional model"),
+    (["sample", "DDPM", "--guidance", "2"], "needs a class-conditional model"),
+    (["sample", "DDPM", "--sampler", "heun", "--eta", "0.5"], "eta applies to the DDIM sampler only"),
     (["sample", "VAE", "--sampler", "ddim"], "apply to diffusion models only"),
     (["sample", "DDPM", "--sampler", "ancestral", "--steps", "5"], "takes all T=20 steps"),
     (["sample", "DDPM", "--sampler", "ddim", "--steps", "50"], "between 1 and T=20"),
@@ -440,7 +484,7 @@ def test_bad_sampling_requests(runs, argv, message, tmp_path, capsys):
     (["train", "vae", "--beta", "-1", "--out", "OUT"], "must be >= 0"),
     (["train", "ddpm", "--time-budget", "0", "--out", "OUT"], "must be > 0"),
     (["train", "diffusion", "--out", "OUT"], "invalid choice: 'diffusion'"),
-    (["eval", "x.safetensors", "--sampler", "euler"], "invalid choice: 'euler'"),
+    (["eval", "x.safetensors", "--sampler", "lms"], "invalid choice: 'lms'"),
 ])
 def test_bad_flags(argv, message, tmp_path, capsys):
     out = tmp_path / "out"

@@ -47,3 +47,22 @@ def test_only_a_file_in_the_checkpoint_folder_is_shipped(tmp_path):
     assert shipped_stem(tmp_path / "ckpt" / "dcgan.safetensors", tmp_path / "ckpt") == tmp_path / "ckpt" / "dcgan"
     with pytest.raises(ValueError, match="Ship it first: imagegen ship"):
         shipped_stem(tmp_path / "runs" / "dcgan.safetensors", tmp_path / "ckpt")
+
+
+def test_shipping_in_half_precision_halves_the_file_and_loads_into_float32(tmp_path):
+    from imagegen_lib.core.checkpoint import load_checkpoint, save_checkpoint
+    from imagegen_lib.core.manifest import read_manifest, ship
+
+    weights = {"w": torch.randn(64, 64, generator=torch.Generator().manual_seed(0)), "steps": torch.tensor([3])}
+    save_checkpoint(tmp_path / "run" / "model", weights, {"kind": "test", "command": "imagegen train test"})
+    full = ship(tmp_path / "run" / "model", "full", directory=tmp_path / "ckpt")
+    half = ship(tmp_path / "run" / "model.safetensors", "half", directory=tmp_path / "ckpt", half=True)
+    assert half["bytes"] < 0.6 * full["bytes"] and half["command"] == "imagegen train test"
+    tensors, meta = load_checkpoint(tmp_path / "ckpt" / "half")  # a whole, checked pair
+    assert tensors["w"].dtype == torch.float16 and tensors["steps"].dtype == torch.int64
+    assert meta["stored_dtype"] == "float16" and meta["tensors_file"] == "half.safetensors"
+    module = torch.nn.Linear(64, 64, bias=False)
+    module.load_state_dict({"weight": tensors["w"]})  # copied into the float32 parameter
+    assert module.weight.dtype == torch.float32
+    assert torch.allclose(module.weight, weights["w"], rtol=2 ** -10, atol=1e-7)
+    assert set(read_manifest(tmp_path / "ckpt")["checkpoints"]) == {"full", "half"}

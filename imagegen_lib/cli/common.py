@@ -42,15 +42,20 @@ def add_sampler_args(p: argparse.ArgumentParser, label: bool = False) -> None:
     if label:
         p.add_argument("--label", type=int, default=None,
                        help="conditional GAN: draw this class only (default: 0..9 in turn; --nrow 10 for columns)")
-    p.add_argument("--sampler", choices=["ancestral", "ddim"], default=None,
-                   help="diffusion models: ancestral (all T steps, the default) or ddim")
-    p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps (default 50)")
+    p.add_argument("--sampler", choices=["ancestral", "ddim", "euler", "heun", "dpmpp2m"], default=None,
+                   help="diffusion models: ancestral (all T steps; the DDPM's default), ddim, or an ODE solver "
+                        "(euler = DDIM with eta 0, heun, dpmpp2m = DPM-Solver++(2M); euler is the flow default)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="steps of every sampler but ancestral (default 50; Heun evaluates the network 2*steps-1 times)")
     p.add_argument("--eta", type=non_negative_float, default=None, help="DDIM noise (0: deterministic)")
+    p.add_argument("--guidance", type=non_negative_float, default=None,
+                   help="classifier-free guidance scale w of a class-conditional diffusion model "
+                        "(1: none, the default; 0: unconditional; >1: stronger class evidence, less diversity)")
 
 
 def sampler_options(args: argparse.Namespace) -> dict:
     """The diffusion options given on the command line (none: every model's default)."""
-    return {k: getattr(args, k) for k in ("sampler", "steps", "eta") if getattr(args, k, None) is not None}
+    return {k: getattr(args, k) for k in ("sampler", "steps", "eta", "guidance") if getattr(args, k, None) is not None}
 
 
 def write_report(path: Path, report: dict, argv: list[str], device, seed: int) -> None:

@@ -75,6 +75,7 @@ def _record_in_manifest(checkpoint: Path, result: dict, argv: list[str]) -> None
     from ..core.manifest import CHECKPOINT_DIR, record_floor, shipped_stem, update_metrics
 
     metrics = {k: result[k] for k in METRIC_KEYS}
+    metrics.update({k: result[k] for k in ("label_accuracy", "network_calls") if k in result})  # when they apply
     metrics.update(eval_n=result["n"], eval_seed=result["seed"], eval_command="imagegen " + shlex.join(argv))
     if str(checkpoint) == "real":
         record_floor(result["dataset"], metrics)

@@ -3,6 +3,9 @@
 
     imagegen train vae --epochs 30 --out runs/vae [--beta 1] [--latent-dim 16]
     imagegen train ddpm --epochs 200 --time-budget 330 --out runs/ddpm --device cuda [--schedule cosine]
+    imagegen train ddpm --prediction v --zero-terminal-snr --out runs/ddpm_v     # what the net predicts
+    imagegen train ddpm --cond-drop 0.1 --out runs/ddpm_cfg                       # class-conditional, for CFG
+    imagegen train flow --epochs 20 --out runs/flow --device cuda                 # flow matching, same U-Net
 
 ``--time-budget SECONDS`` ends training after that much time in this call and still writes the
 final checkpoint (``--resume`` continues it). The defaults are the models' config classes'.
@@ -19,7 +22,7 @@ from ..core.runtime import device_name, resolve_device, run_metadata
 from .arg_types import non_negative_float, positive_float, positive_int, unet_widths
 from .common import add_every_args, add_train_args
 
-__all__ = ["add_vae_arguments", "run_vae", "add_ddpm_arguments", "run_ddpm"]
+__all__ = ["add_vae_arguments", "run_vae", "add_ddpm_arguments", "run_ddpm", "add_flow_arguments", "run_flow"]
 
 
 def _add_loop_args(p: argparse.ArgumentParser, config) -> None:
@@ -43,18 +46,38 @@ def add_vae_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=non_negative_float, default=VAEConfig.beta, help="KL weight (1: the ELBO)")
 
 
+def _add_unet_args(p: argparse.ArgumentParser, config) -> None:
+    """The flags diffusion and flow matching share: the U-Net, the optimiser's extras, conditioning."""
+    _add_loop_args(p, config)
+    p.add_argument("--channels", type=unet_widths, default=config.channels,
+                   help="U-Net widths at 28x28, 14x14, 7x7 (default 32,64,128: 1.7M parameters)")
+    p.add_argument("--no-attention", action="store_true", help="no self-attention at 7x7")
+    p.add_argument("--warmup", type=int, default=config.warmup, help="learning-rate warm-up steps")
+    p.add_argument("--ema", type=non_negative_float, default=config.ema, help="EMA decay (0: off)")
+    p.add_argument("--grad-clip", type=non_negative_float, default=config.grad_clip)
+    p.add_argument("--cond-drop", type=non_negative_float, default=config.cond_drop, metavar="P",
+                   help="> 0: class-conditional, each label replaced by 'no label' with probability P "
+                        "(0.1 is usual), for classifier-free guidance (--guidance when sampling)")
+
+
 def add_ddpm_arguments(p: argparse.ArgumentParser) -> None:
     from ..diffusion.train import DDPMConfig  # imports torch: only when this parser is built
 
-    _add_loop_args(p, DDPMConfig)
-    p.add_argument("--channels", type=unet_widths, default=DDPMConfig.channels,
-                   help="U-Net widths at 28x28, 14x14, 7x7 (default 32,64,128: 1.7M parameters)")
-    p.add_argument("--no-attention", action="store_true", help="no self-attention at 7x7")
+    _add_unet_args(p, DDPMConfig)
     p.add_argument("--schedule", choices=["linear", "cosine"], default=DDPMConfig.schedule)
     p.add_argument("--T", type=positive_int, default=DDPMConfig.T, help="diffusion steps")
-    p.add_argument("--warmup", type=int, default=DDPMConfig.warmup, help="learning-rate warm-up steps")
-    p.add_argument("--ema", type=non_negative_float, default=DDPMConfig.ema, help="EMA decay (0: off)")
-    p.add_argument("--grad-clip", type=non_negative_float, default=DDPMConfig.grad_clip)
+    p.add_argument("--prediction", choices=["eps", "x0", "v"], default="eps",
+                   help="what the U-Net predicts: the noise (Ho et al.), the clean image, or v = a*eps - s*x0")
+    p.add_argument("--min-snr-gamma", type=non_negative_float, default=DDPMConfig.min_snr_gamma, metavar="GAMMA",
+                   help="Min-SNR-gamma loss weighting (Hang et al. 2023 use 5; 0: off)")
+    p.add_argument("--zero-terminal-snr", action="store_true",
+                   help="rescale the schedule so the last step is pure noise (needs --prediction v or x0)")
+
+
+def add_flow_arguments(p: argparse.ArgumentParser) -> None:
+    from ..diffusion.train import DDPMConfig
+
+    _add_unet_args(p, DDPMConfig)
 
 
 def _loop_kwargs(args, argv, device) -> dict:
@@ -88,14 +111,34 @@ def run_vae(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def run_ddpm(args: argparse.Namespace, argv: list[str]) -> int:
-    from ..diffusion.train import DDPMConfig, train_ddpm
+def _unet_config(args) -> dict:
+    from ..diffusion.train import DDPMConfig
 
-    config = DDPMConfig(channels=args.channels, attention=not args.no_attention, schedule=args.schedule, T=args.T,
-                        warmup=args.warmup, ema=args.ema, grad_clip=args.grad_clip, lr=args.lr or DDPMConfig.lr,
-                        **_common_config(args))
+    return dict(channels=args.channels, attention=not args.no_attention, warmup=args.warmup, ema=args.ema,
+                grad_clip=args.grad_clip, lr=args.lr or DDPMConfig.lr, cond_drop=args.cond_drop,
+                **_common_config(args))
+
+
+def _run_unet_model(kind: str, config, args, argv) -> int:
+    from ..diffusion.train import train_ddpm
+
     device = resolve_device(args.device)
-    print(f"training ddpm on {args.dataset} ({device_name(device)}) -> {args.out}", file=sys.stderr)
+    print(f"training {kind} on {args.dataset} ({device_name(device)}) -> {args.out}", file=sys.stderr)
     run = train_ddpm(config, **_loop_kwargs(args, argv, device))
-    _report("ddpm", run, args.out, ("loss",))
+    _report(kind, run, args.out, ("loss",))
     return 0
+
+
+def run_ddpm(args: argparse.Namespace, argv: list[str]) -> int:
+    from ..diffusion.train import DDPMConfig
+
+    config = DDPMConfig(schedule=args.schedule, T=args.T, prediction=args.prediction,
+                        min_snr_gamma=args.min_snr_gamma, zero_terminal_snr=args.zero_terminal_snr,
+                        **_unet_config(args))
+    return _run_unet_model("ddpm", config, args, argv)
+
+
+def run_flow(args: argparse.Namespace, argv: list[str]) -> int:
+    from ..diffusion.train import DDPMConfig
+
+    return _run_unet_model("flow", DDPMConfig(objective="flow", **_unet_config(args)), args, argv)

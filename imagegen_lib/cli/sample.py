@@ -46,7 +46,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     labels = None
     if args.label is not None:
         if not sampler.conditional:
-            raise ValueError(f"--label needs the conditional GAN (cgan); {args.checkpoint} is a {sampler.arch}")
+            raise ValueError(f"--label needs a class-conditional model (cgan, or a diffusion model trained with "
+                             f"--cond-drop); {args.checkpoint} is an unconditional {sampler.arch}")
         labels = check_class_labels(args.label, args.n)
     t0 = time.perf_counter()
     x = sampler.sample(args.n, seed=args.seed, device=device, labels=labels, **options)

@@ -2,6 +2,7 @@
 (size, sha256, the command that trained it) to ``checkpoints/MANIFEST.json``.
 
     imagegen ship runs/dcgan/generator.safetensors --name dcgan_mnist
+    imagegen ship runs/ddpm_v/model.safetensors --name ddpm_v_mnist --half    # weights stored as float16
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="e.g. runs/dcgan/generator.safetensors")
     p.add_argument("--name", required=True, help="name in checkpoints/, e.g. dcgan_mnist")
+    p.add_argument("--half", action="store_true",
+                   help="store the weights as float16 (half the size; evaluate both copies: the metrics must not move)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ..core.manifest import ship
 
-    entry = ship(args.checkpoint, args.name)
+    entry = ship(args.checkpoint, args.name, half=args.half)
     print(f"shipped {args.name}: {entry['bytes'] / 2**20:.2f} MiB, sha256 {entry['sha256'][:12]}…, "
           f"trained by `{entry.get('command', '?')}`")
     return 0

@@ -26,7 +26,7 @@ def trainer(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 # The order of the rows is the order of `imagegen train --help`.
 TRAINERS = table([
     trainer("dcgan", "DCGAN for 28x28 images (Radford et al. 2016)", gan.add_arguments, gan.run),
-    trainer("mlpgan", "fully connected GAN: the interview's reference answer, fixed",
+    trainer("mlpgan", "fully connected GAN: Exercise A's flawed first answer, fixed",
             gan.add_mlp_arguments, gan.run),
     trainer("classifier", "the CNN whose features the metrics use", classifier.add_arguments, classifier.run,
             description="the CNN whose features FID/KID/precision/recall use"),
@@ -41,7 +41,12 @@ TRAINERS = table([
             description="convolutional VAE: ELBO with a Bernoulli likelihood on [0, 1] pixels"),
     trainer("ddpm", "denoising diffusion (DDPM) with a small U-Net",
             generative.add_ddpm_arguments, generative.run_ddpm,
-            description="DDPM: ε-prediction U-Net, linear or cosine schedule, EMA weights"),
+            description="DDPM: a U-Net predicting ε, x₀ or v; linear or cosine schedule (optionally with a "
+                        "zero terminal SNR); Min-SNR weighting; class-conditional with --cond-drop; EMA weights"),
+    trainer("flow", "flow matching (rectified flow) with the DDPM's U-Net",
+            generative.add_flow_arguments, generative.run_flow,
+            description="flow matching: the U-Net learns the velocity of straight paths from data to noise; "
+                        "class-conditional with --cond-drop; EMA weights"),
 ], "imagegen train model")
 
 

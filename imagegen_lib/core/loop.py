@@ -66,17 +66,21 @@ class Job:
     kind: str  # 'vae' | 'ddpm' (names the checkpoint kinds and the progress bar)
     model: nn.Module
     opt: torch.optim.Optimizer
-    update: Callable[[torch.Tensor, int], dict[str, torch.Tensor]]  # (batch, step) -> detached stats
+    update: Callable[..., dict[str, torch.Tensor]]  # (batch, step[, labels]) -> detached stats
     grid: Callable[[], torch.Tensor]  # fixed-noise samples in [-1, 1]
     export: Callable[[Path, dict], None]
     ema: nn.Module | None = None
     postfix: Callable[[dict], dict] = lambda row: {}
+    uses_labels: bool = False  # a class-conditional model: update also gets the batch's labels
 
 
 def fit(config, make_job, images, out_dir=None, resume: bool = False, device="auto", progress: bool = True,
          max_steps: int | None = None, time_budget: float | None = None, extra_meta: dict | None = None,
-         on_log: Callable[[dict], None] | None = None) -> GenerativeRun:
+         on_log: Callable[[dict], None] | None = None, labels: torch.Tensor | None = None) -> GenerativeRun:
     """Train ``make_job(config, device, gen)`` on ``images`` (``[-1, 1]``; loaded from ``config.dataset`` if None).
+
+    ``labels`` ``(N,)``: the images' classes, for a job that ``uses_labels`` (loaded with the data set
+    when ``images`` is None).
 
     Keyword arguments as :func:`imagegen_lib.diffusion.train.train_ddpm`.
     """
@@ -89,7 +93,7 @@ def fit(config, make_job, images, out_dir=None, resume: bool = False, device="au
         raise ValueError(f"time_budget must be > 0 seconds, got {time_budget}")
     extra_meta = dict(extra_meta or {})
     if images is None:
-        images, _ = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit)
+        images, labels = data.load_images(config.dataset, "train", (-1, 1), limit=config.limit)
     images = images.to(device)
     n = images.shape[0]
     if n < config.batch_size:
@@ -100,6 +104,11 @@ def fit(config, make_job, images, out_dir=None, resume: bool = False, device="au
     torch.manual_seed(config.seed)
     gen = torch.Generator(device).manual_seed(config.seed + 1)
     job = make_job(config, device, gen)
+    if job.uses_labels:
+        if labels is None or labels.shape != (n,):
+            raise ValueError(f"a class-conditional {job.kind} needs one label per training image: pass labels "
+                             f"of shape ({n},), got {None if labels is None else tuple(labels.shape)}")
+        labels = labels.to(device=device, dtype=torch.long)
     history: list[dict] = []
     step, seconds_before = 0, 0.0
     out = open_run_dir(out_dir, resume)
@@ -142,9 +151,9 @@ def fit(config, make_job, images, out_dir=None, resume: bool = False, device="au
             for i in range(offset, steps_per_epoch):
                 if step >= end_step:
                     break
-                batch = images[order[i * config.batch_size:(i + 1) * config.batch_size]]
+                rows = order[i * config.batch_size:(i + 1) * config.batch_size]
                 mid_step = True
-                stats = job.update(batch, step)
+                stats = job.update(images[rows], step, labels[rows]) if job.uses_labels else job.update(images[rows], step)
                 for k, v in stats.items():
                     running[k] = running.get(k, 0) + v
                 n_running += 1

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes, checkpoint_paths, load_checkpoint, sha256_file
+from .checkpoint import atomic_write_bytes, checkpoint_paths, load_checkpoint, save_checkpoint, sha256_file
 from .paths import book_root
 
 __all__ = ["CHECKPOINT_DIR", "MAX_BYTES", "read_manifest", "ship", "update_metrics", "record_floor", "shipped"]
@@ -105,20 +105,38 @@ def shipped_stem(checkpoint, directory: Path | None = None) -> Path:
     return stem
 
 
-def ship(source, name: str, directory: Path = CHECKPOINT_DIR) -> dict:
-    """Copy a checkpoint pair into ``directory`` as ``NAME.*`` and record it in the manifest."""
+def ship(source, name: str, directory: Path = CHECKPOINT_DIR, half: bool = False) -> dict:
+    """Copy a checkpoint pair into ``directory`` as ``NAME.*`` and record it in the manifest.
+
+    ``half``: store its float tensors as float16 (half the bytes). Every loader copies them into
+    float32 modules, so the model computes in float32 as before; only the weights are rounded
+    (relative error ≤ 2⁻¹¹) — check that the metrics did not move (``imagegen eval`` both) before
+    shipping a model this way."""
     src_weights, src_json = checkpoint_paths(source)
-    _, meta = load_checkpoint(source)  # validates the pair (exists, untorn, readable)
-    size = src_weights.stat().st_size
-    if size > MAX_BYTES:
-        raise ValueError(f"{src_weights} is {size / 2**20:.1f} MiB; shipped checkpoints must be <= "
-                         f"{MAX_BYTES / 2**20:.0f} MiB (use a smaller --width)")
+    tensors, meta = load_checkpoint(source)  # validates the pair (exists, untorn, readable)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     dst_weights, dst_json = checkpoint_paths(directory / name)
-    atomic_write_bytes(dst_weights, src_weights.read_bytes())
-    meta["tensors_file"] = dst_weights.name
-    atomic_write_bytes(dst_json, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    if half:
+        halved = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        meta = {k: v for k, v in meta.items() if k not in ("tensors_file", "data_sha256", "tensors_sha256")}
+        save_checkpoint(dst_weights, halved, dict(meta, stored_dtype="float16"))
+        size = dst_weights.stat().st_size
+    else:
+        size = src_weights.stat().st_size
+    if size > MAX_BYTES:
+        if half:
+            dst_weights.unlink(missing_ok=True)
+            dst_json.unlink(missing_ok=True)
+        raise ValueError(f"{src_weights} is {size / 2**20:.1f} MiB{' in float16' if half else ''}; shipped "
+                         f"checkpoints must be <= {MAX_BYTES / 2**20:.0f} MiB (use a smaller --width"
+                         f"{'' if half else ' or --half'})")
+    if half:
+        _, meta = load_checkpoint(dst_weights)
+    else:
+        atomic_write_bytes(dst_weights, src_weights.read_bytes())
+        meta["tensors_file"] = dst_weights.name
+        atomic_write_bytes(dst_json, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     history = _history_of(src_weights.parent)
     if history is not None:
         atomic_write_bytes(directory / f"{name}.history.json", (json.dumps(history) + "\n").encode())

@@ -28,14 +28,15 @@ from ..core.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
 from ..core.training import count_parameters
 from ..gan.conditional import balanced_labels, check_labels
 
-__all__ = ["load_sampler", "GANSampler", "VAESampler", "DDPMSampler", "GENERATOR_KINDS", "CPU_CHECK",
+__all__ = ["load_sampler", "GANSampler", "VAESampler", "DDPMSampler", "GENERATOR_KINDS", "CPU_CHECK", "FLOW_CPU_CHECK",
            "count_parameters", "measure_sampling_time", "check_class_labels"]
 
-GENERATOR_KINDS = ("gan-generator", "vae", "ddpm")
+GENERATOR_KINDS = ("gan-generator", "vae", "ddpm", "flow")
 DEFAULT_BATCH = 1000
 # The DDPM's CPU-feasible check (tests/test_checkpoints.py recomputes it on a laptop): DDIM with
 # 10 steps, 200 images, on the CPU. Recorded in the manifest by `imagegen eval --device cpu`.
 CPU_CHECK = {"sampler": "ddim", "steps": 10, "n": 200}
+FLOW_CPU_CHECK = {"sampler": "euler", "steps": 10, "n": 200}  # the same for a flow-matching model
 
 
 def _device(device) -> torch.device:
@@ -69,10 +70,16 @@ class _Sampler:
             raise ValueError(f"sampler options {sorted(given)} apply to diffusion models only; "
                              f"this is a {self.arch} checkpoint")
 
+    @staticmethod
+    def default_labels(n: int) -> torch.Tensor:
+        """The classes a conditional generator draws when none are given: ``0, 1, …, 9, 0, …``."""
+        return balanced_labels(n)
+
     def _labels(self, n: int, labels):
         if labels is not None and not self.conditional:
             raise ValueError(f"this {self.arch} generator is unconditional: class labels (--label) apply to "
-                             "the conditional GAN (cgan) only")
+                             "class-conditional models only (the conditional GAN, a diffusion or flow model "
+                             "trained with --cond-drop)")
         return labels
 
     def sample(self, n: int, seed: int = 0, device=None, labels=None, batch_size: int = DEFAULT_BATCH,
@@ -134,8 +141,10 @@ class VAESampler(_Sampler):
 
 
 class DDPMSampler(_Sampler):
+    """A diffusion (``kind='ddpm'``) or flow-matching (``kind='flow'``) model, any sampler of
+    :mod:`imagegen_lib.diffusion.samplers`, optionally class-conditional with guidance."""
+
     kind = "ddpm"
-    SAMPLERS = ("ancestral", "ddim")
 
     def __init__(self, stem, device="cpu"):
         from ..diffusion.train import load_ddpm
@@ -143,31 +152,58 @@ class DDPMSampler(_Sampler):
         self.unet, self.schedule, meta = load_ddpm(stem, device=device)
         super().__init__(meta, device)
         self.network = self.unet
+        self.kind = meta["kind"]
+        self.flow = self.kind == "flow"
+        self.prediction = meta["prediction"]
+        self.conditional = meta.get("num_classes", 0) > 0
 
-    def _resolve(self, sampler=None, steps=None, eta=None) -> tuple[str, int, float]:
-        sampler = sampler or "ancestral"
-        if sampler not in self.SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of {list(self.SAMPLERS)}")
-        T = self.schedule.T
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        from ..diffusion.samplers import FLOW_SAMPLERS, SAMPLERS
+
+        return FLOW_SAMPLERS if self.flow else SAMPLERS
+
+    def _resolve(self, sampler=None, steps=None, eta=None, guidance=None) -> tuple[str, int, float, float]:
+        sampler = sampler or ("euler" if self.flow else "ancestral")
+        if sampler not in self.samplers:
+            why = " (flow matching has no discrete noise chain)" if self.flow else ""
+            raise ValueError(f"unknown sampler {sampler!r} for this {self.kind} model{why}; "
+                             f"choose one of {list(self.samplers)}")
+        guidance = 1.0 if guidance is None else float(guidance)
+        if guidance != 1 and not self.conditional:
+            raise ValueError(f"--guidance {guidance:g} needs a class-conditional model (trained with --cond-drop); "
+                             "this one is unconditional")
+        if guidance < 0:
+            raise ValueError(f"the guidance scale must be >= 0 (1: no guidance, 0: unconditional), got {guidance}")
+        if eta not in (None, 0, 0.0) and sampler != "ddim" and not (sampler == "ancestral" and eta == 1):
+            raise ValueError("eta applies to the DDIM sampler only")
         if sampler == "ancestral":
+            T = self.schedule.T
             if steps not in (None, T):
                 raise ValueError(f"the ancestral sampler takes all T={T} steps; for fewer, use --sampler ddim "
-                                 f"--steps {steps}")
-            if eta not in (None, 1, 1.0):
-                raise ValueError("eta applies to the DDIM sampler only")
-            return sampler, T, 1.0
+                                 f"(or euler, heun, dpmpp2m) --steps {steps}")
+            return sampler, T, 1.0, guidance
         steps = 50 if steps is None else int(steps)
-        if not 1 <= steps <= T:
-            raise ValueError(f"DDIM steps must be between 1 and T={T}, got {steps}")
+        if steps < 1 or (not self.flow and steps > self.schedule.T):
+            raise ValueError(f"steps must be between 1 and T={self.schedule.T}, got {steps}" if not self.flow
+                             else f"steps must be >= 1, got {steps}")
         eta = 0.0 if eta is None else float(eta)
         if eta < 0:
             raise ValueError(f"eta must be >= 0, got {eta}")
-        return sampler, steps, eta
+        return sampler, steps, eta, guidance
 
-    def sampler_key(self, sampler=None, steps=None, eta=None, **rest) -> str:
+    def sampler_key(self, sampler=None, steps=None, eta=None, guidance=None, **rest) -> str:
         super()._check_options(rest)
-        sampler, steps, eta = self._resolve(sampler, steps, eta)
-        return f"{sampler}{steps}" + (f"_eta{eta:g}" if sampler == "ddim" and eta != 0 else "")
+        sampler, steps, eta, guidance = self._resolve(sampler, steps, eta, guidance)
+        return (f"{sampler}{steps}" + (f"_eta{eta:g}" if sampler == "ddim" and eta != 0 else "")
+                + (f"_w{guidance:g}" if guidance != 1 else ""))
+
+    def network_calls(self, **options) -> int:
+        """Network evaluations per image of the sampler ``options`` describe."""
+        from ..diffusion.samplers import network_calls
+
+        sampler, steps, _, guidance = self._resolve(**options)
+        return network_calls(sampler, steps, guidance)
 
     @property
     def default_key(self) -> str:
@@ -175,36 +211,51 @@ class DDPMSampler(_Sampler):
 
     @torch.no_grad()
     def sample(self, n, seed=0, device=None, labels=None, batch_size=DEFAULT_BATCH, sampler=None, steps=None,
-               eta=None, trajectory=None, keep_every=None, autocast=None):
-        """``trajectory``: a list that receives ``(t, x_t)`` of the *first* batch every ``keep_every`` steps."""
-        from ..diffusion.model import sample_ancestral, sample_ddim
+               eta=None, guidance=None, trajectory=None, keep_every=None, autocast=None):
+        """``trajectory``: a list that receives ``(level, x)`` of the *first* batch along the way.
 
-        self._labels(n, labels)
-        sampler, steps, eta = self._resolve(sampler, steps, eta)
+        A class-conditional model draws ``labels`` (default ``0, 1, …, 9, 0, …``)."""
+        from ..diffusion import samplers as S
+
+        sampler, steps, eta, guidance = self._resolve(sampler, steps, eta, guidance)
+        if self.conditional:
+            labels = self.default_labels(n) if labels is None else check_labels(labels, n=n)
+        else:
+            self._labels(n, labels)
         device = _device(device) if device is not None else self.device
         self.unet.to(device).eval()
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # one batch shape for T calls: let cuDNN pick its fastest kernels
-        schedule = self.schedule if self.schedule.betas.device == device else self.schedule.to(device)
+            torch.backends.cudnn.benchmark = True  # one batch shape for every call: let cuDNN pick its kernels
+        schedule = None if self.flow else (self.schedule if self.schedule.device == device
+                                           else self.schedule.to(device))
         gen = torch.Generator(device).manual_seed(seed)
         out = []
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             keep = trajectory if start == 0 else None
+            batch_labels = labels[start:start + m].to(device) if labels is not None else None
+            options = dict(prediction=self.prediction, labels=batch_labels, guidance=guidance, autocast=autocast)
             if sampler == "ancestral":
-                x = sample_ancestral(self.unet, schedule, m, gen, device=device, trajectory=keep,
-                                     keep_every=keep_every or 100, autocast=autocast)
+                x = S.sample_ancestral(self.unet, schedule, m, gen, device=device, trajectory=keep,
+                                       keep_every=keep_every or 100, **options)
+            elif sampler == "ddim":
+                x = S.sample_ddim(self.unet, schedule, m, gen, steps=steps, eta=eta, device=device, trajectory=keep,
+                                  keep_every=keep_every or max(1, steps // 10), **options)
             else:
-                x = sample_ddim(self.unet, schedule, m, gen, steps=steps, eta=eta, device=device, trajectory=keep,
-                                keep_every=keep_every or max(1, steps // 10), autocast=autocast)
+                denoise = S.Denoiser(self.unet, discrete=not self.flow, **options)
+                levels = (S.flow_levels(steps) if self.flow
+                          else S.ddpm_levels(schedule, S.karras_timesteps(schedule, steps)))
+                run = {"euler": S.sample_euler, "heun": S.sample_heun, "dpmpp2m": S.sample_dpmpp_2m}[sampler]
+                x = run(denoise, levels, torch.randn((m, 1, 28, 28), generator=gen, device=device), trajectory=keep)
             out.append(x.float().cpu())
         return torch.cat(out)
 
 
-_BY_KIND = {"gan-generator": GANSampler, "vae": VAESampler, "ddpm": DDPMSampler}
+_BY_KIND = {"gan-generator": GANSampler, "vae": VAESampler, "ddpm": DDPMSampler, "flow": DDPMSampler}
 _EXPORT_OF_TRAIN_STATE = {"gan-train-state": ("gan-generator", "generator.safetensors"),
                           "vae-train-state": ("vae", "model.safetensors"),
-                          "ddpm-train-state": ("ddpm", "model.safetensors")}
+                          "ddpm-train-state": ("ddpm", "model.safetensors"),
+                          "flow-train-state": ("flow", "model.safetensors")}
 
 
 def load_sampler(stem, device="cpu") -> _Sampler:
@@ -245,7 +296,9 @@ def measure_sampling_time(model: _Sampler, device="cpu", batch: int = 1000, repe
                           max_seconds: float = 60.0, probe_steps: int = 5, **options) -> dict:
     """Seconds to draw 1000 images from ``model`` (a :func:`load_sampler` object) on ``device``, and how.
 
-    ``options``: the diffusion sampler's (``sampler='ddim', steps=50``).
+    ``options``: the diffusion sampler's (``sampler='ddim', steps=50``). With guidance, one "call"
+    evaluates the network on twice the batch; its time is counted as two calls (close: the U-Net's
+    cost is linear in the batch at these sizes).
 
     One-shot generators (GANs, VAE): ``batch`` images, the median of ``repeats`` runs, scaled to 1000.
     Diffusion: if the whole procedure on ``batch`` images would take over ``max_seconds`` (judged
@@ -262,9 +315,9 @@ def measure_sampling_time(model: _Sampler, device="cpu", batch: int = 1000, repe
         runs = [_timed(lambda: model.sample(batch, seed=0, device=device), device) for _ in range(repeats)]
         return {"seconds_per_1k": statistics.median(runs) * scale, "batch": batch, "repeats": repeats,
                 "method": f"median of {repeats} runs of {batch} images" + (f", x{scale:g}" if scale != 1 else "")}
-    _, steps, _ = model._resolve(**options)
-    model.sample(batch, seed=0, device=device, sampler="ddim", steps=1)  # warm-up
-    probe = _timed(lambda: model.sample(batch, seed=0, device=device, sampler="ddim", steps=probe_steps), device)
+    steps = model.network_calls(**options)  # U-Net calls per image (a guided call evaluates a double batch)
+    model.sample(batch, seed=0, device=device, sampler="euler", steps=1)  # warm-up
+    probe = _timed(lambda: model.sample(batch, seed=0, device=device, sampler="euler", steps=probe_steps), device)
     per_call = probe / probe_steps
     if per_call * steps <= max_seconds:
         seconds = _timed(lambda: model.sample(batch, seed=0, device=device, **options), device)

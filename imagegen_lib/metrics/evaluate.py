@@ -62,8 +62,11 @@ def _extractor(dataset: str, classifier_stem, device) -> tuple[FeatureExtractor,
 
 
 def _score(extractor: FeatureExtractor, fake: torch.Tensor, real: torch.Tensor, train_pool: torch.Tensor,
-           seed: int, memorisation_n: int) -> dict:
-    """All metrics of ``fake`` against the reference ``real``; the shared core of both entry points."""
+           seed: int, memorisation_n: int, labels: torch.Tensor | None = None) -> dict:
+    """All metrics of ``fake`` against the reference ``real``; the shared core of both entry points.
+
+    ``labels``: the classes a conditional generator was asked for; adds ``label_accuracy``, the share
+    of samples the classifier assigns to the requested class."""
     timings = {}
 
     def timed(name, fn, *args, **kwargs):
@@ -88,6 +91,8 @@ def _score(extractor: FeatureExtractor, fake: torch.Tensor, real: torch.Tensor, 
         "coverage": class_coverage(f_fake), "class_kl": class_kl(f_fake),
         "class_histogram": [round(float(v), 4) for v in class_histogram(f_fake)],
         "memorisation_ratio": mem["ratio"], "memorisation_copies": mem["copies"],
+        **({"label_accuracy": float((f_fake.probs.argmax(1).cpu() == labels.cpu()).float().mean())}
+           if labels is not None else {}),
         "timings": timings,
     }
 
@@ -114,10 +119,12 @@ def evaluate_generator(gen_stem, n: int = 10_000, seed: int = 0, classifier_stem
     sample_seconds = time.perf_counter() - t_sample
     real, _ = data.load_images(dataset, "test")
     train, _ = data.load_images(dataset, "train")
-    result = _score(extractor, fake, real, train, seed, memorisation_n)
+    labels = sampler.default_labels(n) if sampler.conditional else None  # what a conditional sampler draws
+    result = _score(extractor, fake, real, train, seed, memorisation_n, labels)
+    calls = sampler.network_calls(**sampler_options) if hasattr(sampler, "network_calls") else None
     return {"generator": str(gen_stem), "arch": sampler.arch, "kind": sampler.kind, "sampler": key,
             "default_sampler": key == getattr(sampler, "default_key", None),
-            "dataset": dataset, "classifier": clf,
+            "dataset": dataset, "classifier": clf, **({"network_calls": calls} if calls is not None else {}),
             "reference": f"{dataset} test split ({len(real)} images)", "n": n, "seed": seed,
             **result, "sample_seconds": round(sample_seconds, 3),
             "sample_seconds_per_1k": round(sample_seconds / n * 1000, 4),
