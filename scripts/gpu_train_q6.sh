@@ -54,7 +54,7 @@ if [ "$phase" = train ]; then
         --no-progress --log-every 500 --sample-every 100000 --ckpt-every 100000 --out "$out/runs/$name" \
         > "$out/logs/$name.train.log" 2>&1
       stamp "$name trained (rc $?)"
-      ig ship "$out/runs/$name/model.safetensors" --name "$name" --half >> "$out/logs/$name.train.log" 2>&1
+      ig ship "$out/runs/$name/model.safetensors" --name "$name" --half --study q6 >> "$out/logs/$name.train.log" 2>&1
       stamp "$name shipped (rc $?)" ) &
   done
   wait

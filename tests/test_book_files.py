@@ -106,7 +106,8 @@ def _implied(node: ast.Call, entries: dict) -> set[str]:
         return {"T91", "Set5"}  # SRConfig: trains on T91, scores on eval_set="Set5"
     if name == "comparison_table":  # loads every shipped generator of the data set (parameter counts)
         dataset = _keyword(node, "dataset", 1, "mnist")
-        return {k for k, e in entries.items() if e.get("kind") in GENERATOR_KINDS and e.get("dataset") == dataset}
+        return {k for k, e in entries.items() if e.get("kind") in GENERATOR_KINDS and e.get("dataset") == dataset
+                and not e.get("study")}
     if name in ("evaluate_generator", "evaluate_real", "default_classifier_stem"):
         dataset = _keyword(node, "dataset", None, "mnist")
         return {dataset, f"classifier_{'mnist' if dataset == 'mnist' else 'fashion'}"}

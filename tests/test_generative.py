@@ -585,6 +585,7 @@ def test_comparison_table_from_a_manifest():
         "vae_mnist": _fake_entry("vae", "vae", _m(20.0)),
         "classifier_mnist": {"kind": "classifier", "dataset": "mnist"},
         "dcgan_fashion": {**_fake_entry("dcgan", "gan-generator", _m(3.0)), "dataset": "fashion-mnist"},
+        "q6_x0_mnist": {**_fake_entry("ddpm", "ddpm", _m(3.2)), "study": "q6"},  # a study's variant: left out
     }, "floors": {"mnist": _m(0.2)}}
     table = comparison_table(dataset="mnist", manifest=manifest, live_params=False)
     assert [(r["model"], r["sampler"]) for r in table.rows] == [

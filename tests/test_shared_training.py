@@ -66,3 +66,4 @@ def test_shipping_in_half_precision_halves_the_file_and_loads_into_float32(tmp_p
     assert module.weight.dtype == torch.float32
     assert torch.allclose(module.weight, weights["w"], rtol=2 ** -10, atol=1e-7)
     assert set(read_manifest(tmp_path / "ckpt")["checkpoints"]) == {"full", "half"}
+    assert "study" not in full and ship(tmp_path / "run" / "model", "variant", tmp_path / "ckpt", study="q6")["study"] == "q6"

@@ -105,13 +105,14 @@ def shipped_stem(checkpoint, directory: Path | None = None) -> Path:
     return stem
 
 
-def ship(source, name: str, directory: Path = CHECKPOINT_DIR, half: bool = False) -> dict:
+def ship(source, name: str, directory: Path = CHECKPOINT_DIR, half: bool = False, study: str | None = None) -> dict:
     """Copy a checkpoint pair into ``directory`` as ``NAME.*`` and record it in the manifest.
 
     ``half``: store its float tensors as float16 (half the bytes). Every loader copies them into
     float32 modules, so the model computes in float32 as before; only the weights are rounded
     (relative error ≤ 2⁻¹¹) — check that the metrics did not move (``imagegen eval`` both) before
-    shipping a model this way."""
+    shipping a model this way. ``study``: the name of the comparison this model is one variant of (its
+    entry then stays out of the default comparison table)."""
     src_weights, src_json = checkpoint_paths(source)
     tensors, meta = load_checkpoint(source)  # validates the pair (exists, untorn, readable)
     directory = Path(directory)
@@ -142,10 +143,10 @@ def ship(source, name: str, directory: Path = CHECKPOINT_DIR, half: bool = False
         atomic_write_bytes(directory / f"{name}.history.json", (json.dumps(history) + "\n").encode())
 
     with _locked(directory):
-        return _record_shipped(name, meta, size, dst_weights, dst_json, history, directory)
+        return _record_shipped(name, meta, size, dst_weights, dst_json, history, directory, study)
 
 
-def _record_shipped(name, meta, size, dst_weights, dst_json, history, directory) -> dict:
+def _record_shipped(name, meta, size, dst_weights, dst_json, history, directory, study=None) -> dict:
     manifest = read_manifest(directory)
     old = manifest["checkpoints"].get(name, {})
     entry = {k: meta[k] for k in _RUN_KEYS if k in meta}
@@ -153,6 +154,8 @@ def _record_shipped(name, meta, size, dst_weights, dst_json, history, directory)
                  history_file=f"{name}.history.json" if history is not None else None,
                  metrics={**({"test_accuracy": meta["test_accuracy"]} if "test_accuracy" in meta else {})},
                  config=meta.get("config", {}))
+    if study:
+        entry["study"] = study
     if old.get("sha256") == entry["sha256"]:
         entry["metrics"] = {**old.get("metrics", {}), **entry["metrics"]}  # same weights: keep metrics
     manifest["checkpoints"][name] = entry

@@ -97,7 +97,9 @@ class ComparisonTable:
 def comparison_table(names: list[str] | None = None, dataset: str = "mnist", manifest: dict | None = None,
                      checkpoint_dir: Path = CHECKPOINT_DIR, live_params: bool = True,
                      include_floor: bool = True) -> ComparisonTable:
-    """The table for ``names`` (default: every shipped generator of ``dataset``), from the manifest.
+    """The table for ``names`` (default: every shipped generator of ``dataset`` that is not part of a
+    *study* — variants of one model trained to compare one factor, such as Q6's, which are tabled in
+    their own chapter: pass their names to add them), from the manifest.
 
     ``live_params``: count parameters by loading each checkpoint (the network that samples: G,
     the VAE's decoder, the U-Net); otherwise that column is empty.
@@ -106,7 +108,7 @@ def comparison_table(names: list[str] | None = None, dataset: str = "mnist", man
     entries = manifest.get("checkpoints", {})
     if names is None:
         names = sorted((k for k, v in entries.items() if v.get("kind") in _GENERATOR_KINDS
-                        and v.get("dataset") == dataset),
+                        and v.get("dataset") == dataset and not v.get("study")),
                        key=lambda k: (_ORDER.index(entries[k].get("arch")) if entries[k].get("arch") in _ORDER
                                       else len(_ORDER), k))
     unknown = [k for k in names if k not in entries]
