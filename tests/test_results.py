@@ -54,3 +54,25 @@ def test_sr_study_scores_every_run_on_both_sets():
         _traceable(r)
         assert r["Set5"]["n"] == 5 and r["Set14"]["n"] == 14
         assert len(r["Set5"]["images"]) == 5
+
+
+def test_q6_study_has_every_curve_and_the_half_precision_check():
+    evals = _load("q6_evals.json")["evals"]
+    for record in evals:
+        assert record["command"].startswith("imagegen eval ") and len(record["git_commit"]) == 40
+        assert record["n"] == 10_000 and record["seed"] == 0 and record["fid"] > 0
+    have = {(r["model"], r["tag"]) for r in evals}
+    needed = ({("q6_eps_mnist", t) for t in ("ancestral1000", "ddim5", "ddim10", "ddim20", "ddim50", "ddim100",
+                                             "dpmpp2m10", "dpmpp2m20", "heun5", "heun10")}
+              | {("q6_flow_mnist", t) for t in ("euler5", "euler10", "euler20", "euler50", "euler100", "heun5",
+                                                "heun10", "dpmpp2m10", "dpmpp2m20")}
+              | {("q6_cfg_mnist", f"dpmpp2m20_w{w}") for w in ("0", "1", "1.5", "2", "3", "4", "6")}
+              | {(f"q6_{m}_mnist", f"ddim{s}") for m in ("x0", "v", "eps_cosine") for s in (10, 50)})
+    assert needed <= have, sorted(needed - have)
+    by = {(r["model"], r["tag"]): r for r in evals}
+    # float16 storage leaves the FID where float32 has it (same sampler, seed and n)
+    assert abs(by[("q6_eps_mnist", "ddim50")]["fid"] - by[("q6_eps_mnist_fp32", "ddim50")]["fid"]) < 0.05
+    cfg = [by[("q6_cfg_mnist", f"dpmpp2m20_w{w}")] for w in ("0", "1", "2", "6")]
+    accuracy = [r["label_accuracy"] for r in cfg]
+    assert accuracy == sorted(accuracy) and accuracy[0] < 0.2 < 0.9 < accuracy[-1]  # guidance obeys the label
+    assert cfg[-1]["recall"] < cfg[1]["recall"]  # and costs diversity
