@@ -620,3 +620,19 @@ def test_comparison_table_counts_parameters_from_the_checkpoints(runs, tmp_path)
     G = load_sampler(runs / "cgan" / "generator").G
     assert params["conditional DCGAN"] == sum(p.numel() for p in G.parameters())
     assert all(v > 0 for v in params.values())
+
+
+def test_time_sampling_reads_the_keys_sampler_key_writes(runs):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "time_sampling", Path(__file__).resolve().parents[1] / "scripts" / "time_sampling.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flow = load_sampler(runs / "flow" / "model")
+    for key in ("heun3_w2", "dpmpp2m20", "euler5_w1.5"):
+        assert flow.sampler_key(**module.parse_sampler_key(key)) == key
+    assert module.parse_sampler_key("ancestral1000") == {"sampler": "ancestral", "steps": 1000}
+    with pytest.raises(SystemExit, match="not a sampler key"):
+        module.parse_sampler_key("ddim")
