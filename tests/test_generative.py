@@ -636,3 +636,13 @@ def test_time_sampling_reads_the_keys_sampler_key_writes(runs):
     assert module.parse_sampler_key("ancestral1000") == {"sampler": "ancestral", "steps": 1000}
     with pytest.raises(SystemExit, match="not a sampler key"):
         module.parse_sampler_key("ddim")
+
+
+def test_network_calls_count_the_steps_a_karras_grid_keeps(runs):
+    ddpm = load_sampler(runs / "ddpm" / "model")  # T = 20: Karras targets round onto fewer integer steps
+    from imagegen_lib.diffusion.samplers import karras_timesteps
+
+    kept = len(karras_timesteps(ddpm.schedule, 15))
+    assert kept < 15 and ddpm.network_calls(sampler="euler", steps=15) == kept
+    assert ddpm.network_calls(sampler="heun", steps=15) == 2 * kept - 1
+    assert ddpm.network_calls(sampler="ddim", steps=15) == 15

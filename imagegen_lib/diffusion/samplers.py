@@ -26,6 +26,7 @@ spaced from 1 to 0. :func:`network_calls` counts evaluations per image (twice pe
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -254,7 +255,7 @@ def _lambda(level: Level) -> float:
         return float("inf")
     if level.a == 0:
         return float("-inf")
-    return float(torch.log(torch.tensor(level.a / level.s, dtype=torch.float64)))
+    return math.log(level.a / level.s)
 
 
 @torch.no_grad()
@@ -280,8 +281,7 @@ def sample_dpmpp_2m(denoise: Denoiser, levels: list[Level], x: torch.Tensor,
         if nxt.s == 0:
             x = d  # λ' = ∞: the step lands on the prediction itself
         else:
-            ratio = nxt.s / level.s if level.s > 0 else 0.0
-            x = ratio * x - nxt.a * torch.expm1(torch.tensor(-h)).item() * d
+            x = (nxt.s / level.s) * x - nxt.a * math.expm1(-h) * d
         x0_prev, h_prev = x0, h
     _keep(trajectory, 1, 0, 0.0, x)
     return x

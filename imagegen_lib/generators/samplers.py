@@ -203,7 +203,16 @@ class DDPMSampler(_Sampler):
         from ..diffusion.samplers import network_calls
 
         sampler, steps, _, guidance = self._resolve(**options)
+        if sampler in ("euler", "heun", "dpmpp2m"):
+            steps = len(self._ode_levels(self.schedule, steps)) - 1  # Karras spacing may merge steps
         return network_calls(sampler, steps, guidance)
+
+    def _ode_levels(self, schedule, steps: int) -> list:
+        """The noise levels an ODE solver walks: flow matching's even ``t``, or the DDPM's Karras-spaced steps
+        (on a short or cosine schedule, several targets can round to one step: fewer levels than ``steps``)."""
+        from ..diffusion import samplers as S
+
+        return S.flow_levels(steps) if self.flow else S.ddpm_levels(schedule, S.karras_timesteps(schedule, steps))
 
     @property
     def default_key(self) -> str:
@@ -243,8 +252,7 @@ class DDPMSampler(_Sampler):
                                   keep_every=keep_every or max(1, steps // 10), **options)
             else:
                 denoise = S.Denoiser(self.unet, discrete=not self.flow, **options)
-                levels = (S.flow_levels(steps) if self.flow
-                          else S.ddpm_levels(schedule, S.karras_timesteps(schedule, steps)))
+                levels = self._ode_levels(schedule, steps)
                 run = {"euler": S.sample_euler, "heun": S.sample_heun, "dpmpp2m": S.sample_dpmpp_2m}[sampler]
                 x = run(denoise, levels, torch.randn((m, 1, 28, 28), generator=gen, device=device), trajectory=keep)
             out.append(x.float().cpu())
